@@ -1,0 +1,46 @@
+"""Products as the catalogues describe them, and scenarios: a product plus the two private values."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Product(msgspec.Struct, frozen=True, kw_only=True):
+    """One product as listed, with the price history that recipes turn into private values."""
+
+    product_id: str
+    source: str  # "amazon" | "craigslist"
+    title: str
+    category: str
+    description: str = ""
+    features: str = ""
+    list_price: float
+    lowest_price: float | None = None
+    highest_price: float | None = None
+    current_price: float | None = None
+    average_price: float | None = None
+    buyer_target: float | None = None  # CraigslistBargain's buyer target price
+
+
+class Scenario(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the game needs about one negotiation's setting.
+
+    ``budget`` is private to the buyer, ``cost`` private to the seller; ``asking_price`` is public and is the
+    seller's standing offer before any [SELL].
+    """
+
+    scenario_id: str
+    recipe: str
+    product: Product
+    asking_price: float
+    budget: float
+    cost: float
+
+    @property
+    def mutual_interest(self) -> bool:
+        """True when a deal can leave both sides no worse off (budget above cost)."""
+        return self.budget > self.cost
+
+    @property
+    def interest(self) -> str:
+        return "MI" if self.mutual_interest else "CI"

@@ -1,0 +1,193 @@
+"""The Thought / Talk / Action message format and its parser.
+
+Every message in a negotiation has three parts::
+
+    Thought: private reasoning, never shown to the other side
+    Talk: what the other side reads
+    Action: [BUY] $120.00
+
+The parser is tolerant of form (case, spacing, markdown emphasis and code marks around labels and actions,
+thousands separators such as ``$1,299.50``) and strict on meaning: exactly one action, allowed for the role, with
+a positive finite price where the action needs one and none where it does not. It never raises on any input
+string: it returns either a :class:`ParsedMessage` or a typed :class:`FormatError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+
+import msgspec
+
+
+class Role(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+
+    @property
+    def other(self) -> Role:
+        return Role.SELLER if self is Role.BUYER else Role.BUYER
+
+
+class ActionKind(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    DEAL = "DEAL"
+    REJECT = "REJECT"
+    QUIT = "QUIT"
+
+    @property
+    def takes_price(self) -> bool:
+        return self in _PRICED
+
+
+_PRICED = frozenset({ActionKind.BUY, ActionKind.SELL, ActionKind.DEAL})
+
+ROLE_ACTIONS: dict[Role, frozenset[ActionKind]] = {
+    Role.BUYER: frozenset({ActionKind.BUY, ActionKind.REJECT, ActionKind.DEAL, ActionKind.QUIT}),
+    Role.SELLER: frozenset({ActionKind.SELL, ActionKind.REJECT, ActionKind.DEAL, ActionKind.QUIT}),
+}
+
+# Prices above this are treated as garbage (a model emitting a phone number, say), not as an offer.
+MAX_PRICE = 1e9
+
+
+class Action(msgspec.Struct, frozen=True, array_like=True):
+    """One action: its kind and, for BUY/SELL/DEAL, a price in dollars rounded to cents."""
+
+    kind: ActionKind
+    price: float | None = None
+
+    def render(self) -> str:
+        return f"[{self.kind}]" if self.price is None else f"[{self.kind}] ${self.price:,.2f}"
+
+
+class FormatErrorKind(StrEnum):
+    EMPTY = "empty"
+    MISSING_ACTION = "missing_action"
+    MULTIPLE_ACTION_SECTIONS = "multiple_action_sections"
+    UNKNOWN_ACTION = "unknown_action"
+    MULTIPLE_ACTIONS = "multiple_actions"
+    ACTION_NOT_ALLOWED_FOR_ROLE = "action_not_allowed_for_role"
+    MISSING_PRICE = "missing_price"
+    INVALID_PRICE = "invalid_price"
+    UNEXPECTED_PRICE = "unexpected_price"
+
+
+class FormatError(msgspec.Struct, frozen=True):
+    kind: FormatErrorKind
+    detail: str
+
+
+class ParsedMessage(msgspec.Struct, frozen=True):
+    thought: str
+    talk: str
+    action: Action
+
+
+_LABEL = r"[ \t>*_`#-]*(thought|talk|action)[ \t*_`]*:[ \t*_`]*"
+_SECTION_RE = re.compile(rf"(?im)^{_LABEL}")
+_ACTION_TOKEN_RE = re.compile(r"\[\s*([A-Za-z]+)\s*\]")
+# A number as people and models write prices: optional $, thousands separators, optional cents.
+_PRICE_RE = re.compile(
+    r"(?<![\w.])(-?)\s*\$?\s*(-?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w])"
+)
+_NON_NUMERIC_PRICE_RE = re.compile(r"\$\s*[^\s\d.,-]")
+_STRIP_CHARS = " \t\r\n*_`\"'"
+
+
+def parse_price(text: str) -> float | None:
+    """The first price in ``text`` in dollars rounded to cents, or None if there is none.
+
+    Negative, zero, non-finite and absurdly large values return None: they are never valid offers.
+    """
+    match = _PRICE_RE.search(text)
+    if match is None:
+        return None
+    sign_before, sign_after, number = match.groups()
+    if sign_before or sign_after:
+        return None
+    value = float(number.replace(",", ""))
+    if not math.isfinite(value) or value <= 0 or value > MAX_PRICE:
+        return None
+    return round(value, 2)
+
+
+def _sections(text: str) -> tuple[dict[str, str], int]:
+    """Split a message into its labelled sections; also return how many Action labels it has."""
+    found: dict[str, str] = {}
+    action_labels = 0
+    matches = list(_SECTION_RE.finditer(text))
+    for index, match in enumerate(matches):
+        label = match.group(1).lower()
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        body = text[match.end() : end].strip(_STRIP_CHARS)
+        if label == "action":
+            action_labels += 1
+        # The first Thought/Talk wins; a repeated label's text is not silently merged.
+        found.setdefault(label, body)
+    return found, action_labels
+
+
+def parse_action(body: str, role: Role) -> Action | FormatError:
+    """Parse the body of an Action section for ``role``."""
+    tokens = _ACTION_TOKEN_RE.findall(body)
+    if not tokens:
+        bare = body.split()[0].strip(_STRIP_CHARS + "[]").upper() if body.split() else ""
+        if bare in ActionKind.__members__:
+            tokens = [bare]
+        else:
+            return FormatError(FormatErrorKind.UNKNOWN_ACTION, f"no [ACTION] token in {body[:80]!r}")
+    if len(tokens) > 1:
+        return FormatError(FormatErrorKind.MULTIPLE_ACTIONS, f"{len(tokens)} actions in {body[:80]!r}")
+    name = tokens[0].upper()
+    if name not in ActionKind.__members__:
+        return FormatError(FormatErrorKind.UNKNOWN_ACTION, f"unknown action [{tokens[0]}]")
+    kind = ActionKind[name]
+    if kind not in ROLE_ACTIONS[role]:
+        return FormatError(FormatErrorKind.ACTION_NOT_ALLOWED_FOR_ROLE, f"the {role} cannot use [{kind}]")
+    rest = _ACTION_TOKEN_RE.sub(" ", body, count=1)
+    has_number = _PRICE_RE.search(rest) is not None
+    if not kind.takes_price:
+        if has_number:
+            return FormatError(FormatErrorKind.UNEXPECTED_PRICE, f"[{kind}] takes no price: {body[:80]!r}")
+        return Action(kind)
+    if not has_number:
+        if _NON_NUMERIC_PRICE_RE.search(rest):
+            return FormatError(FormatErrorKind.INVALID_PRICE, f"non-numeric price in {body[:80]!r}")
+        return FormatError(FormatErrorKind.MISSING_PRICE, f"[{kind}] needs a price: {body[:80]!r}")
+    if len(_PRICE_RE.findall(rest)) > 1:
+        return FormatError(FormatErrorKind.INVALID_PRICE, f"several numbers after [{kind}]: {body[:80]!r}")
+    price = parse_price(rest)
+    if price is None:
+        return FormatError(FormatErrorKind.INVALID_PRICE, f"[{kind}] price is not a positive amount: {body[:80]!r}")
+    return Action(kind, price)
+
+
+def parse_message(text: str, role: Role) -> ParsedMessage | FormatError:
+    """Parse one message of ``role``. Never raises; returns a typed error for anything malformed."""
+    if not text or not text.strip():
+        return FormatError(FormatErrorKind.EMPTY, "empty message")
+    sections, action_labels = _sections(text)
+    if action_labels == 0:
+        return FormatError(FormatErrorKind.MISSING_ACTION, "no 'Action:' section")
+    if action_labels > 1:
+        return FormatError(FormatErrorKind.MULTIPLE_ACTION_SECTIONS, f"{action_labels} 'Action:' sections")
+    action_body = sections["action"].splitlines()[0].strip(_STRIP_CHARS) if sections["action"] else ""
+    if not action_body:
+        return FormatError(FormatErrorKind.MISSING_ACTION, "empty 'Action:' section")
+    action = parse_action(action_body, role)
+    if isinstance(action, FormatError):
+        return action
+    return ParsedMessage(thought=sections.get("thought", ""), talk=sections.get("talk", ""), action=action)
+
+
+def format_message(thought: str, talk: str, action: Action) -> str:
+    """Render a message in the canonical format the parser reads back exactly."""
+    return f"Thought: {thought}\nTalk: {talk}\nAction: {action.render()}"
+
+
+def visible_text(talk: str, action: Action) -> str:
+    """What the other side is shown of a message: its Talk and Action, never its Thought."""
+    return f"Talk: {talk}\nAction: {action.render()}"

@@ -1,0 +1,245 @@
+"""The negotiation state machine (DESIGN.md §1).
+
+The buyer moves first; a turn is one buyer message and the seller's reply; the episode ends on a DEAL, a QUIT,
+a buyer format or protocol error, or the turn limit. The asking price is the seller's standing offer until it
+makes a [SELL]. A [DEAL] must name the counterpart's latest offer. The seller is wrapped by the regulator, and a
+seller's malformed or illegal action becomes a [REJECT] (recorded as an event), so a faulty seller can never
+end, or win, a game by breaking the rules.
+
+Usage::
+
+    game = Negotiation(scenario)
+    while not game.done:
+        game.step(agent_for(game.next_role).write(game.view(game.next_role)))
+    game.outcome, game.price, game.reward
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from counteroffer.catalog.models import Scenario
+from counteroffer.game.messages import Action, ActionKind, FormatError, Role, parse_message
+from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, MessageRecord, Outcome
+from counteroffer.game.regulator import redact_cost, regulate_seller_action
+from counteroffer.game.reward import PRICE_TOLERANCE, buyer_reward, episode_metrics
+
+DEFAULT_MAX_TURNS = 6
+_BUYER_OPENING_ACTIONS = frozenset({ActionKind.BUY, ActionKind.REJECT})
+
+
+class GameConfig(msgspec.Struct, frozen=True, kw_only=True):
+    max_turns: int = DEFAULT_MAX_TURNS
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {self.max_turns}")
+
+
+class GameOver(RuntimeError):
+    """Raised when a message is played into a finished game."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleMessage:
+    """A message as the other side sees it: Talk and the action that took effect, never the Thought."""
+
+    role: Role
+    turn: int
+    talk: str
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    """What one role knows when it is its move: public facts, its own private value, and the visible history.
+
+    ``own_messages`` are the role's own raw messages (an agent may re-read its own Thoughts); ``history`` is the
+    whole conversation as shown, so the other side's Thought never appears in it.
+    """
+
+    role: Role
+    scenario_id: str
+    title: str
+    category: str
+    description: str
+    features: str
+    asking_price: float
+    private_value: float  # the budget for the buyer, the cost for the seller
+    turn: int
+    max_turns: int
+    history: tuple[VisibleMessage, ...]
+    own_messages: tuple[str, ...]
+    last_buy: float | None
+    last_sell: float
+
+    @property
+    def is_last_turn(self) -> bool:
+        return self.turn >= self.max_turns
+
+
+class Negotiation:
+    """One episode's state. Feed it each side's raw messages in turn with :meth:`step`."""
+
+    __slots__ = (
+        "scenario",
+        "config",
+        "messages",
+        "turn",
+        "next_role",
+        "last_buy",
+        "last_sell",
+        "outcome",
+        "price",
+        "_history",
+    )
+
+    def __init__(self, scenario: Scenario, config: GameConfig | None = None) -> None:
+        self.scenario = scenario
+        self.config = config or GameConfig()
+        self.messages: list[MessageRecord] = []
+        self.turn = 1
+        self.next_role = Role.BUYER
+        self.last_buy: float | None = None
+        self.last_sell: float = scenario.asking_price
+        self.outcome: Outcome | None = None
+        self.price: float | None = None
+        self._history: list[VisibleMessage] = []
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def reward(self) -> float:
+        if self.outcome is None:
+            raise GameOver("the episode is not finished")
+        return buyer_reward(self.outcome, self.price, self.scenario.budget, self.scenario.cost)
+
+    def metrics(self) -> EpisodeMetrics:
+        if self.outcome is None:
+            raise GameOver("the episode is not finished")
+        return episode_metrics(
+            self.messages, self.outcome, self.price, self.scenario.budget, self.scenario.cost
+        )
+
+    def view(self, role: Role) -> RoleView:
+        product = self.scenario.product
+        return RoleView(
+            role=role,
+            scenario_id=self.scenario.scenario_id,
+            title=product.title,
+            category=product.category,
+            description=product.description,
+            features=product.features,
+            asking_price=self.scenario.asking_price,
+            private_value=self.scenario.budget if role is Role.BUYER else self.scenario.cost,
+            turn=self.turn,
+            max_turns=self.config.max_turns,
+            history=tuple(self._history),
+            own_messages=tuple(m.raw for m in self.messages if m.role is role),
+            last_buy=self.last_buy,
+            last_sell=self.last_sell,
+        )
+
+    def step(self, raw: str) -> MessageRecord:
+        """Play the next message (from :attr:`next_role`) and return its record."""
+        if self.outcome is not None:
+            raise GameOver(f"the episode ended with {self.outcome}")
+        role = self.next_role
+        parsed = parse_message(raw, role)
+        record = MessageRecord(role=role, turn=self.turn, raw=raw)
+        if isinstance(parsed, FormatError):
+            record.format_error = parsed
+        else:
+            record.thought, record.talk, record.action = parsed.thought, parsed.talk, parsed.action
+        if role is Role.BUYER:
+            self._apply_buyer(record)
+        else:
+            self._apply_seller(record)
+        self.messages.append(record)
+        if record.shown_action is not None:
+            self._history.append(VisibleMessage(role, self.turn, record.shown_talk, record.shown_action))
+        if self.outcome is None:
+            if role is Role.SELLER:
+                if self.turn >= self.config.max_turns:
+                    self.outcome = Outcome.TURN_LIMIT
+                else:
+                    self.turn += 1
+            self.next_role = role.other
+        return record
+
+    def _end(self, outcome: Outcome, price: float | None = None) -> None:
+        self.outcome, self.price = outcome, price
+
+    def _buyer_error(self, record: MessageRecord, detail: str) -> None:
+        record.events.append(GameEvent(EventKind.BUYER_PROTOCOL_ERROR, Role.BUYER, self.turn, detail))
+        self._end(Outcome.BUYER_PROTOCOL_ERROR)
+
+    def _apply_buyer(self, record: MessageRecord) -> None:
+        action = record.action
+        if action is None:
+            detail = f"{record.format_error.kind}: {record.format_error.detail}" if record.format_error else ""
+            record.events.append(GameEvent(EventKind.BUYER_FORMAT_ERROR, Role.BUYER, self.turn, detail))
+            self._end(Outcome.BUYER_FORMAT_ERROR)
+            return
+        if self.turn == 1 and action.kind not in _BUYER_OPENING_ACTIONS:
+            self._buyer_error(record, f"the first buyer action must be [BUY] or [REJECT], not [{action.kind}]")
+            return
+        if action.kind is ActionKind.DEAL:
+            assert action.price is not None
+            if abs(action.price - self.last_sell) > PRICE_TOLERANCE:
+                self._buyer_error(
+                    record, f"[DEAL] ${action.price:,.2f} is not the seller's latest offer ${self.last_sell:,.2f}"
+                )
+                return
+        record.shown_talk, record.shown_action = record.talk, action
+        budget = self.scenario.budget
+        if action.kind is ActionKind.BUY:
+            assert action.price is not None
+            self.last_buy = action.price
+            if action.price > budget + PRICE_TOLERANCE:
+                record.events.append(
+                    GameEvent(EventKind.BUYER_OFFER_OVER_BUDGET, Role.BUYER, self.turn, action.render())
+                )
+        elif action.kind is ActionKind.DEAL:
+            self._end(Outcome.DEAL, self.last_sell)
+        elif action.kind is ActionKind.QUIT:
+            self._end(Outcome.BUYER_QUIT)
+
+    def _apply_seller(self, record: MessageRecord) -> None:
+        turn = self.turn
+        action = record.action
+        if action is None:
+            detail = f"{record.format_error.kind}: {record.format_error.detail}" if record.format_error else ""
+            record.events.append(GameEvent(EventKind.SELLER_FORMAT_ERROR, Role.SELLER, turn, detail))
+            action = Action(ActionKind.REJECT)
+        elif action.kind is ActionKind.DEAL:
+            assert action.price is not None
+            if self.last_buy is None or abs(action.price - self.last_buy) > PRICE_TOLERANCE:
+                latest = "no offer" if self.last_buy is None else f"${self.last_buy:,.2f}"
+                record.events.append(
+                    GameEvent(
+                        EventKind.SELLER_PROTOCOL_ERROR,
+                        Role.SELLER,
+                        turn,
+                        f"[DEAL] ${action.price:,.2f} is not the buyer's latest offer ({latest})",
+                    )
+                )
+                action = Action(ActionKind.REJECT)
+        action, intervention = regulate_seller_action(action, self.scenario.cost, turn)
+        if intervention is not None:
+            record.events.append(intervention)
+        talk, redaction = redact_cost(record.talk, self.scenario.cost, turn)
+        if redaction is not None:
+            record.events.append(redaction)
+        record.shown_talk, record.shown_action = talk, action
+        if action.kind is ActionKind.SELL:
+            assert action.price is not None
+            self.last_sell = action.price
+        elif action.kind is ActionKind.DEAL:
+            self._end(Outcome.DEAL, action.price)
+        elif action.kind is ActionKind.QUIT:
+            self._end(Outcome.SELLER_QUIT)

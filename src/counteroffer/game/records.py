@@ -1,0 +1,110 @@
+"""Typed records of what happened in an episode: outcomes, events, messages, metrics and the episode itself.
+
+An :class:`EpisodeRecord` holds everything needed to re-score the episode: the scenario with both private
+values, every message raw and as shown, the parsed actions, the outcome, price, reward, metrics, seed and
+agent specs. Records are msgspec structs, so they encode to and decode from JSON lines quickly and strictly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from counteroffer.catalog.models import Scenario
+from counteroffer.game.messages import Action, FormatError, Role
+
+
+class Outcome(StrEnum):
+    DEAL = "deal"
+    BUYER_QUIT = "buyer_quit"
+    SELLER_QUIT = "seller_quit"
+    TURN_LIMIT = "turn_limit"
+    BUYER_FORMAT_ERROR = "buyer_format_error"
+    BUYER_PROTOCOL_ERROR = "buyer_protocol_error"
+
+    @property
+    def is_buyer_error(self) -> bool:
+        return self in (Outcome.BUYER_FORMAT_ERROR, Outcome.BUYER_PROTOCOL_ERROR)
+
+
+class EventKind(StrEnum):
+    """Every oddity the game notices. Regulator interventions start with ``regulator_``."""
+
+    BUYER_FORMAT_ERROR = "buyer_format_error"
+    BUYER_PROTOCOL_ERROR = "buyer_protocol_error"
+    BUYER_OFFER_OVER_BUDGET = "buyer_offer_over_budget"
+    SELLER_FORMAT_ERROR = "seller_format_error"
+    SELLER_PROTOCOL_ERROR = "seller_protocol_error"
+    REGULATOR_SELL_BELOW_COST = "regulator_sell_below_cost"
+    REGULATOR_DEAL_BELOW_COST = "regulator_deal_below_cost"
+    REGULATOR_COST_REDACTED = "regulator_cost_redacted"
+
+    @property
+    def is_regulator_intervention(self) -> bool:
+        return self.value.startswith("regulator_")
+
+
+class GameEvent(msgspec.Struct, frozen=True):
+    kind: EventKind
+    role: Role
+    turn: int
+    detail: str = ""
+
+
+class MessageRecord(msgspec.Struct, kw_only=True):
+    """One message: what the agent wrote, how it parsed, and what the other side was shown."""
+
+    role: Role
+    turn: int
+    raw: str
+    thought: str = ""
+    talk: str = ""
+    action: Action | None = None  # the parsed action, before any regulation
+    format_error: FormatError | None = None
+    shown_talk: str = ""
+    shown_action: Action | None = None  # the action that took effect and was shown
+    events: list[GameEvent] = msgspec.field(default_factory=list)
+
+
+class EpisodeMetrics(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-episode metrics of DESIGN.md §1. ``None`` where a metric is undefined for this episode."""
+
+    reward: float
+    deal: bool
+    bargained_ratio: float | None  # (B - P) / (B - C), deals only
+    overshoot: bool  # any buyer offer or deal above the budget
+    first_offer_ratio: float | None  # first [BUY] price / budget
+    turns: int
+    format_error: bool
+    protocol_error: bool
+    regulator_interventions: int
+    mutual_interest: bool
+
+
+class EpisodeStatus(StrEnum):
+    OK = "ok"
+    ERRORED = "errored"  # an agent failed (e.g. an endpoint after its retries): excluded from scores, re-run
+
+
+class EpisodeRecord(msgspec.Struct, kw_only=True):
+    key: str
+    status: EpisodeStatus = EpisodeStatus.OK
+    buyer: str
+    seller: str
+    persona: str
+    rollout_index: int
+    seed: int
+    max_turns: int
+    scenario: Scenario
+    messages: list[MessageRecord]
+    outcome: Outcome | None
+    price: float | None
+    reward: float
+    metrics: EpisodeMetrics | None
+    error: str | None = None
+
+
+def episode_key(buyer: str, seller: str, persona: str, scenario_id: str, rollout_index: int) -> str:
+    """The identity of an episode in a run: resuming skips keys already finished."""
+    return f"{buyer}|{seller}|{persona}|{scenario_id}|{rollout_index}"

@@ -1,0 +1,49 @@
+"""The regulator: the hard rules that wrap any seller, scripted or LLM, whatever it writes.
+
+- A seller [SELL] or [DEAL] below its cost never takes effect: it becomes a [REJECT].
+- A seller Talk that states its exact cost has that amount redacted before the buyer sees it.
+Each intervention is returned as a typed event for the episode record.
+"""
+
+from __future__ import annotations
+
+import re
+
+from counteroffer.game.messages import Action, ActionKind, Role
+from counteroffer.game.records import EventKind, GameEvent
+from counteroffer.game.reward import PRICE_TOLERANCE
+
+REDACTED = "[redacted]"
+_AMOUNT_RE = re.compile(r"\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Action, GameEvent | None]:
+    """The action that takes effect for a seller's intended ``action``, and the intervention if any."""
+    if action.kind in (ActionKind.SELL, ActionKind.DEAL) and action.price is not None:
+        if action.price < cost - PRICE_TOLERANCE:
+            kind = (
+                EventKind.REGULATOR_SELL_BELOW_COST
+                if action.kind is ActionKind.SELL
+                else EventKind.REGULATOR_DEAL_BELOW_COST
+            )
+            return Action(ActionKind.REJECT), GameEvent(kind, Role.SELLER, turn, f"{action.render()} blocked")
+    return action, None
+
+
+def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | None]:
+    """``talk`` with every amount equal to the cost replaced by ``[redacted]``."""
+    if not talk:
+        return talk, None
+
+    def replace(match: re.Match[str]) -> str:
+        number = match.group(0).lstrip("$ ").replace(",", "")
+        try:
+            value = float(number)
+        except ValueError:
+            return match.group(0)
+        return REDACTED if abs(value - cost) < PRICE_TOLERANCE else match.group(0)
+
+    redacted = _AMOUNT_RE.sub(replace, talk)
+    if redacted == talk:
+        return talk, None
+    return redacted, GameEvent(EventKind.REGULATOR_COST_REDACTED, Role.SELLER, turn, "cost stated in Talk")
