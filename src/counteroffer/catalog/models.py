@@ -39,7 +39,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def mutual_interest(self) -> bool:
         """True when a deal can leave both sides no worse off (budget above cost)."""
-        return self.budget > self.cost
+        return self.budget > self.cost + 1e-6  # float noise only; values are exact
 
     @property
     def interest(self) -> str:

@@ -24,7 +24,7 @@ from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import Action, ActionKind, FormatError, Role, parse_message
 from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, MessageRecord, Outcome
 from counteroffer.game.regulator import redact_cost, regulate_seller_action
-from counteroffer.game.reward import PRICE_TOLERANCE, buyer_reward, episode_metrics
+from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON, buyer_reward, episode_metrics
 
 DEFAULT_MAX_TURNS = 6
 _BUYER_OPENING_ACTIONS = frozenset({ActionKind.BUY, ActionKind.REJECT})
@@ -200,7 +200,7 @@ class Negotiation:
         if action.kind is ActionKind.BUY:
             assert action.price is not None
             self.last_buy = action.price
-            if action.price > budget + PRICE_TOLERANCE:
+            if action.price > budget + VALUE_EPSILON:
                 record.events.append(
                     GameEvent(EventKind.BUYER_OFFER_OVER_BUDGET, Role.BUYER, self.turn, action.render())
                 )

@@ -11,7 +11,7 @@ import re
 
 from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.records import EventKind, GameEvent
-from counteroffer.game.reward import PRICE_TOLERANCE
+from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON
 
 REDACTED = "[redacted]"
 _AMOUNT_RE = re.compile(r"\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
@@ -20,7 +20,7 @@ _AMOUNT_RE = re.compile(r"\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Action, GameEvent | None]:
     """The action that takes effect for a seller's intended ``action``, and the intervention if any."""
     if action.kind in (ActionKind.SELL, ActionKind.DEAL) and action.price is not None:
-        if action.price < cost - PRICE_TOLERANCE:
+        if action.price < cost - VALUE_EPSILON:
             kind = (
                 EventKind.REGULATOR_SELL_BELOW_COST
                 if action.kind is ActionKind.SELL

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeMetrics, MessageRecord, Outcome
 
-PRICE_TOLERANCE = 0.005  # prices are in cents: two prices within half a cent are the same price
+PRICE_TOLERANCE = 0.005  # offers are in cents: two offers within half a cent are the same offer
+# Private values are exact (0.8 × $14.99 = $11.992), so a comparison against them only absorbs float noise.
+VALUE_EPSILON = 1e-6
 
 
 def buyer_reward(outcome: Outcome, price: float | None, budget: float, cost: float) -> float:
@@ -23,10 +25,10 @@ def buyer_reward(outcome: Outcome, price: float | None, budget: float, cost: flo
         return 0.0
     if price is None:
         raise ValueError("a deal needs a price")
-    if price > budget + PRICE_TOLERANCE:
+    if price > budget + VALUE_EPSILON:
         return -1.0
     spread = abs(budget - cost)
-    if spread < PRICE_TOLERANCE:
+    if spread < VALUE_EPSILON:
         return 0.0
     return max(-1.0, min(1.0, (budget - price) / spread))
 
@@ -34,7 +36,7 @@ def buyer_reward(outcome: Outcome, price: float | None, budget: float, cost: flo
 def bargained_ratio(price: float, budget: float, cost: float) -> float | None:
     """(B - P) / (B - C) for a deal; undefined when B == C."""
     spread = budget - cost
-    if abs(spread) < PRICE_TOLERANCE:
+    if abs(spread) < VALUE_EPSILON:
         return None
     return (budget - price) / spread
 
@@ -52,8 +54,8 @@ def episode_metrics(
         if m.role is Role.BUYER and m.action is not None and m.action.kind is ActionKind.BUY
     ]
     deal = outcome is Outcome.DEAL and price is not None
-    overshoot = any(p is not None and p > budget + PRICE_TOLERANCE for p in buyer_offers) or (
-        deal and price > budget + PRICE_TOLERANCE
+    overshoot = any(p is not None and p > budget + VALUE_EPSILON for p in buyer_offers) or (
+        deal and price > budget + VALUE_EPSILON
     )
     first_offer = buyer_offers[0] if buyer_offers else None
     return EpisodeMetrics(
@@ -68,6 +70,6 @@ def episode_metrics(
         regulator_interventions=sum(
             1 for m in messages for e in m.events if e.kind.is_regulator_intervention
         ),
-        mutual_interest=budget > cost,
+        mutual_interest=budget > cost + VALUE_EPSILON,
     )
 

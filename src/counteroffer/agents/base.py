@@ -1,0 +1,56 @@
+"""The agent interface: a batch of role views in, one message per view out.
+
+An agent speaks for one role. :meth:`Agent.act` receives the pending turns of many live episodes at once, so an
+LLM agent can answer them with one batched ``generate`` call or many concurrent requests, and returns one raw
+message per request, in order. The game parses and scores whatever comes back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from counteroffer.catalog.models import Scenario
+from counteroffer.game.messages import Role
+from counteroffer.game.negotiation import RoleView
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """One pending turn: the role's view and the episode's seed.
+
+    ``scenario`` carries both private values and is given only to agents that declare
+    ``needs_full_scenario`` (the oracle buyer, an upper bound by design); everyone else sees only ``view``.
+    """
+
+    view: RoleView
+    seed: int
+    scenario: Scenario | None = None
+
+
+class Agent(ABC):
+    """A negotiator for one role. Subclasses implement :meth:`act`."""
+
+    needs_full_scenario = False
+
+    def __init__(self, spec: str, role: Role) -> None:
+        self.spec = spec
+        self.role = role
+
+    @abstractmethod
+    def act(self, requests: Sequence[TurnRequest]) -> list[str]:
+        """One raw message per request, in the same order."""
+
+    def bind_opponent(self, opponent: Agent) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Called once before a run with the agent on the other side (the oracle simulates it)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release resources (model memory, HTTP clients)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, {self.role})"
+
+
+class AgentSpecError(ValueError):
+    """An agent spec string that names no known agent or has bad parameters."""

@@ -1,0 +1,8 @@
+"""Scripted negotiators: concession, tit-for-tat and unyielding sellers; naive, anchoring and oracle buyers."""
+
+from counteroffer.agents.scripted.buyers import ConcedingBuyer
+from counteroffer.agents.scripted.oracle import OracleBuyer
+from counteroffer.agents.scripted.phrases import Persona
+from counteroffer.agents.scripted.sellers import ConcessionSeller, TitForTatSeller, UnyieldingSeller
+
+__all__ = ["ConcedingBuyer", "ConcessionSeller", "OracleBuyer", "Persona", "TitForTatSeller", "UnyieldingSeller"]

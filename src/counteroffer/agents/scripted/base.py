@@ -1,0 +1,91 @@
+"""Shared machinery of scripted agents: a deterministic decision, then wording in the paper's format."""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+
+from counteroffer.agents.base import Agent, TurnRequest
+from counteroffer.agents.scripted.phrases import (
+    BUYER_PHRASES,
+    SELLER_PHRASES,
+    Persona,
+    Situation,
+    money,
+    pick,
+)
+from counteroffer.game.messages import Action, ActionKind, Role, format_message
+from counteroffer.game.negotiation import RoleView
+
+
+def ceil_cents(amount: float) -> float:
+    return math.ceil(round(amount * 100, 6)) / 100
+
+
+def floor_cents(amount: float) -> float:
+    return math.floor(round(amount * 100, 6)) / 100
+
+
+def seller_floor(cost: float) -> float:
+    """The lowest price a scripted seller names: the first cent strictly above its cost.
+
+    Strictly above, so a scripted seller never states its exact cost (which the regulator would redact).
+    """
+    return ceil_cents(cost + 0.006)
+
+
+def progress(turn: int, max_turns: int) -> float:
+    """How far through the game a turn is: 1/T at the first turn, 1 at the last."""
+    return min(1.0, turn / max_turns)
+
+
+class ScriptedAgent(Agent):
+    """A scripted agent: :meth:`decide` picks the action; the base class writes Thought and Talk around it."""
+
+    def __init__(self, spec: str, role: Role, persona: Persona = Persona.NEUTRAL) -> None:
+        super().__init__(spec, role)
+        self.persona = persona
+
+    @abstractmethod
+    def decide(self, view: RoleView, request: TurnRequest) -> Action:
+        """The action for this turn: a pure function of the view (and, for the oracle, the scenario)."""
+
+    def act(self, requests: Sequence[TurnRequest]) -> list[str]:
+        return [self._message(request) for request in requests]
+
+    def _own_last_offer(self, view: RoleView) -> float | None:
+        offer_kind = ActionKind.BUY if self.role is Role.BUYER else ActionKind.SELL
+        for message in reversed(view.history):
+            if message.role is self.role and message.action.kind is offer_kind:
+                return message.action.price
+        return None
+
+    def _message(self, request: TurnRequest) -> str:
+        view = request.view
+        action = self.decide(view, request)
+        situation = self._situation(view, action)
+        price = money(action.price) if action.price is not None else ""
+        if self.role is Role.BUYER:
+            template = pick(BUYER_PHRASES[situation], request.seed, view.turn)
+            thought = f"My budget is {money(view.private_value)}; the seller asks {money(view.last_sell)}."
+        else:
+            template = pick(SELLER_PHRASES[self.persona][situation], request.seed, view.turn)
+            last = money(view.last_buy) if view.last_buy is not None else "nothing yet"
+            thought = f"The buyer offers {last}; I must stay above my cost."
+        talk = template.format(title=view.title, price=price, asking=money(view.asking_price))
+        return format_message(thought, talk, action)
+
+    def _situation(self, view: RoleView, action: Action) -> Situation:
+        if action.kind is ActionKind.DEAL:
+            return Situation.ACCEPT
+        if action.kind is ActionKind.QUIT:
+            return Situation.WALK
+        if action.kind is ActionKind.REJECT:
+            return Situation.DECLINE
+        if self.role is Role.BUYER and view.turn == 1:
+            return Situation.OPEN
+        previous = self._own_last_offer(view)
+        if previous is not None and action.price is not None and abs(previous - action.price) < 0.005:
+            return Situation.HOLD
+        return Situation.COUNTER
