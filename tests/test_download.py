@@ -111,10 +111,7 @@ def test_manifest_lists_every_file_once() -> None:
     files = load_manifest()
     assert Counter(f.dataset for f in files) == {"amazon": 18, "craigslist": 2}
     assert len({f.local_path for f in files}) == len(files)
-    assert all(
-        f.url_path.startswith(("TianXiaSJTU/AmazonPriceHistory/", "GeneralCoder365/agreemate/"))
-        for f in files
-    )
+    assert all(f.url_path.startswith(("TianXiaSJTU/AmazonPriceHistory/", "GeneralCoder365/agreemate/")) for f in files)
 
 
 def test_unknown_dataset_is_rejected() -> None:
@@ -138,9 +135,7 @@ def test_base_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_full_download_matches_shared_copies(mirror: Mirror, tmp_path: Path) -> None:
     dest = tmp_path / "data"
     events: list[tuple[str, str]] = []
-    report = download_data(
-        dest, base_url=mirror.base_url, progress=lambda f, e: events.append((f.local_path, e))
-    )
+    report = download_data(dest, base_url=mirror.base_url, progress=lambda f, e: events.append((f.local_path, e)))
 
     manifest = load_manifest()
     assert report.downloaded == manifest and report.skipped == []
@@ -288,9 +283,7 @@ def test_verify_data_reports_tampered_and_missing_files(tmp_path: Path) -> None:
     assert problems[1] == f"{missing.local_path}: missing"
 
 
-def test_default_destination_is_user_cache(
-    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_destination_is_user_cache(mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     report = download_data(base_url=mirror.base_url, datasets=CRAIGSLIST)

@@ -91,9 +91,7 @@ def load_manifest(datasets: Iterable[str] = DATASETS) -> list[DataFile]:
     wanted = list(datasets)
     if unknown := sorted(set(wanted) - set(DATASETS)):
         raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
-    manifest = json.loads(
-        resources.files("counteroffer.catalog").joinpath("checksums.json").read_text("utf-8")
-    )
+    manifest = json.loads(resources.files("counteroffer.catalog").joinpath("checksums.json").read_text("utf-8"))
     files: list[DataFile] = []
     for name, spec in manifest["datasets"].items():
         if name not in wanted:

@@ -90,9 +90,7 @@ _LABEL = r"[ \t>*_`#-]*(thought|talk|action)[ \t*_`]*:[ \t*_`]*"
 _SECTION_RE = re.compile(rf"(?im)^{_LABEL}")
 _ACTION_TOKEN_RE = re.compile(r"\[\s*([A-Za-z]+)\s*\]")
 # A number as people and models write prices: optional $, thousands separators, optional cents.
-_PRICE_RE = re.compile(
-    r"(?<![\w.])(-?)\s*\$?\s*(-?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w])"
-)
+_PRICE_RE = re.compile(r"(?<![\w.])(-?)\s*\$?\s*(-?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w])")
 _NON_NUMERIC_PRICE_RE = re.compile(r"\$\s*[^\s\d.,-]")
 _STRIP_CHARS = " \t\r\n*_`\"'"
 

@@ -121,9 +121,7 @@ class Negotiation:
     def metrics(self) -> EpisodeMetrics:
         if self.outcome is None:
             raise GameOver("the episode is not finished")
-        return episode_metrics(
-            self.messages, self.outcome, self.price, self.scenario.budget, self.scenario.cost
-        )
+        return episode_metrics(self.messages, self.outcome, self.price, self.scenario.budget, self.scenario.cost)
 
     def view(self, role: Role) -> RoleView:
         product = self.scenario.product

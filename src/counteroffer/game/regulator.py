@@ -19,15 +19,12 @@ _AMOUNT_RE = re.compile(r"\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Action, GameEvent | None]:
     """The action that takes effect for a seller's intended ``action``, and the intervention if any."""
-    if action.kind in (ActionKind.SELL, ActionKind.DEAL) and action.price is not None:
-        if action.price < cost - VALUE_EPSILON:
-            kind = (
-                EventKind.REGULATOR_SELL_BELOW_COST
-                if action.kind is ActionKind.SELL
-                else EventKind.REGULATOR_DEAL_BELOW_COST
-            )
-            return Action(ActionKind.REJECT), GameEvent(kind, Role.SELLER, turn, f"{action.render()} blocked")
-    return action, None
+    if action.price is None or action.price >= cost - VALUE_EPSILON:
+        return action, None
+    kind = (
+        EventKind.REGULATOR_DEAL_BELOW_COST if action.kind is ActionKind.DEAL else EventKind.REGULATOR_SELL_BELOW_COST
+    )
+    return Action(ActionKind.REJECT), GameEvent(kind, Role.SELLER, turn, f"{action.render()} blocked")
 
 
 def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | None]:

@@ -67,9 +67,6 @@ def episode_metrics(
         turns=max((m.turn for m in messages), default=0),
         format_error=outcome is Outcome.BUYER_FORMAT_ERROR,
         protocol_error=outcome is Outcome.BUYER_PROTOCOL_ERROR,
-        regulator_interventions=sum(
-            1 for m in messages for e in m.events if e.kind.is_regulator_intervention
-        ),
+        regulator_interventions=sum(1 for m in messages for e in m.events if e.kind.is_regulator_intervention),
         mutual_interest=budget > cost + VALUE_EPSILON,
     )
-
