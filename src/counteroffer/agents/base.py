@@ -52,5 +52,13 @@ class Agent(ABC):
         return f"{type(self).__name__}({self.spec!r}, {self.role})"
 
 
+class AgentFailure(RuntimeError):
+    """An agent could not produce messages (an endpoint still failing after its retries, say).
+
+    The rollout engine records the affected episodes as errored; they are excluded from scores and re-run on
+    resume. Any other exception from an agent is a bug and propagates.
+    """
+
+
 class AgentSpecError(ValueError):
     """An agent spec string that names no known agent or has bad parameters."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import msgspec
 
 from counteroffer.catalog.models import Scenario
-from counteroffer.game.messages import Action, ActionKind, FormatError, Role, parse_message
+from counteroffer.game.messages import Action, ActionKind, FormatError, Role, format_message, parse_message
 from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, MessageRecord, Outcome
 from counteroffer.game.regulator import redact_cost, regulate_seller_action
 from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON, buyer_reward, episode_metrics
@@ -94,6 +94,7 @@ class Negotiation:
         "outcome",
         "price",
         "_history",
+        "_own_raw",
     )
 
     def __init__(self, scenario: Scenario, config: GameConfig | None = None) -> None:
@@ -107,6 +108,7 @@ class Negotiation:
         self.outcome: Outcome | None = None
         self.price: float | None = None
         self._history: list[VisibleMessage] = []
+        self._own_raw: dict[Role, list[str]] = {Role.BUYER: [], Role.SELLER: []}
 
     @property
     def done(self) -> bool:
@@ -137,27 +139,41 @@ class Negotiation:
             turn=self.turn,
             max_turns=self.config.max_turns,
             history=tuple(self._history),
-            own_messages=tuple(m.raw for m in self.messages if m.role is role),
+            own_messages=tuple(self._own_raw[role]),
             last_buy=self.last_buy,
             last_sell=self.last_sell,
         )
 
     def step(self, raw: str) -> MessageRecord:
-        """Play the next message (from :attr:`next_role`) and return its record."""
-        if self.outcome is not None:
-            raise GameOver(f"the episode ended with {self.outcome}")
-        role = self.next_role
-        parsed = parse_message(raw, role)
-        record = MessageRecord(role=role, turn=self.turn, raw=raw)
+        """Play the next message (from :attr:`next_role`), given as raw text, and return its record."""
+        self._require_live()
+        parsed = parse_message(raw, self.next_role)
+        record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw)
         if isinstance(parsed, FormatError):
             record.format_error = parsed
         else:
             record.thought, record.talk, record.action = parsed.thought, parsed.talk, parsed.action
+        return self._play(record)
+
+    def play(self, action: Action, talk: str = "", thought: str = "") -> MessageRecord:
+        """Play an already-structured message (a person in the web app, a simulation); same rules as :meth:`step`."""
+        self._require_live()
+        raw = format_message(thought, talk, action)
+        record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw, thought=thought, talk=talk, action=action)
+        return self._play(record)
+
+    def _require_live(self) -> None:
+        if self.outcome is not None:
+            raise GameOver(f"the episode ended with {self.outcome}")
+
+    def _play(self, record: MessageRecord) -> MessageRecord:
+        role = record.role
         if role is Role.BUYER:
             self._apply_buyer(record)
         else:
             self._apply_seller(record)
         self.messages.append(record)
+        self._own_raw[role].append(record.raw)
         if record.shown_action is not None:
             self._history.append(VisibleMessage(role, self.turn, record.shown_talk, record.shown_action))
         if self.outcome is None:

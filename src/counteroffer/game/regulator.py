@@ -29,7 +29,8 @@ def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Acti
 
 def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | None]:
     """``talk`` with every amount equal to the cost replaced by ``[redacted]``."""
-    if not talk:
+    # Fast path: no amount can equal the cost unless its whole-dollar digits appear in the text.
+    if not talk or str(int(cost)) not in talk.replace(",", ""):
         return talk, None
 
     def replace(match: re.Match[str]) -> str:

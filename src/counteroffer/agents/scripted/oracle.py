@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from counteroffer.agents.base import Agent, AgentSpecError, TurnRequest
 from counteroffer.agents.scripted.base import ScriptedAgent, ceil_cents, floor_cents, seller_floor
 from counteroffer.catalog.models import Scenario
-from counteroffer.game.messages import Action, ActionKind, Role, format_message
+from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation, RoleView
 
 FINAL_GRID_STEPS = 40
@@ -99,7 +99,7 @@ class OracleBuyer(ScriptedAgent):
                     action = plan.decide(view)
                 else:
                     action = self._seller.decide(view, TurnRequest(view, seed))
-                game.step(format_message("", "", action))
+                game.play(action)
             score = (game.reward, -game.turn)
             if score > best_score:
                 best, best_score = plan, score

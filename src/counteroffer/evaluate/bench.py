@@ -1,0 +1,115 @@
+"""``bench``: run N rollouts per scenario for one or more buyers against one seller, resumably, and summarise.
+
+Outputs in ``out``:
+
+- ``episodes.jsonl``: one record per finished episode (see :class:`~counteroffer.game.records.EpisodeRecord`);
+  a re-run with the same ``out`` skips finished episodes and re-runs errored ones.
+- ``summary.json``: the bench's settings and, per buyer, aggregate metrics with 95% bootstrap intervals,
+  overall and by mutual / conflicting interest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from counteroffer.agents.base import Agent
+from counteroffer.agents.registry import make_agent
+from counteroffer.catalog.loaders import RecordProblem
+from counteroffer.catalog.recipes import CatalogName, load_scenarios
+from counteroffer.evaluate.summary import RowSummary, summarize
+from counteroffer.game.messages import Role
+from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig
+from counteroffer.game.records import EpisodeRecord
+from counteroffer.rollout.runner import EpisodeJob, plan_jobs, run_episodes
+from counteroffer.rollout.store import EpisodeStore
+
+EPISODES_FILE = "episodes.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class BenchConfig(BaseModel):
+    """Everything that defines a bench run."""
+
+    model_config = ConfigDict(extra="forbid")
+    buyers: list[str] = Field(min_length=1, description="buyer agent specs, one table row each")
+    seller: str = Field("scripted:boulware", description="seller agent spec (always regulated)")
+    persona: str = Field("neutral", description="seller persona")
+    catalog: CatalogName = "amazon"
+    split: str = "test"
+    rollouts: int = Field(4, ge=1, description="episodes per scenario and buyer")
+    limit: int | None = Field(None, ge=1, description="use only the first LIMIT scenarios of the split")
+    max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1)
+    seed: int = 0
+    concurrency: int = Field(256, ge=1, description="episodes in flight at once")
+    data_root: str | None = None
+    out: Path
+
+
+@dataclass(slots=True)
+class BenchResult:
+    rows: list[RowSummary]
+    played: int  # episodes played by this call
+    skipped: int  # episodes already finished in ``out``
+    problems: list[RecordProblem]  # malformed catalogue records that were skipped
+    episodes_path: Path
+    summary_path: Path
+
+
+def run_bench(config: BenchConfig, on_episode: Callable[[EpisodeRecord], None] | None = None) -> BenchResult:
+    scenario_set = load_scenarios(config.catalog, config.split, data_root=config.data_root, limit=config.limit)
+    seller = make_agent(config.seller, Role.SELLER, config.persona)
+    buyers: dict[str, Agent] = {}
+    for spec in config.buyers:
+        buyers[spec] = make_agent(spec, Role.BUYER)
+        buyers[spec].bind_opponent(seller)
+    jobs = plan_jobs(scenario_set.scenarios, config.buyers, config.seller, config.persona, config.rollouts, config.seed)
+    config.out.mkdir(parents=True, exist_ok=True)
+    with EpisodeStore(config.out / EPISODES_FILE) as store:
+        pending = [job for job in jobs if not store.is_finished(job.key)]
+
+        def finished(record: EpisodeRecord) -> None:
+            store.append(record)
+            if on_episode is not None:
+                on_episode(record)
+
+        def agents_for(job: EpisodeJob) -> tuple[Agent, Agent]:
+            return buyers[job.buyer], seller
+
+        try:
+            played = run_episodes(
+                pending,
+                agents_for,
+                finished,
+                config=GameConfig(max_turns=config.max_turns),
+                concurrency=config.concurrency,
+            )
+        finally:
+            for agent in (seller, *buyers.values()):
+                agent.close()
+        wanted = {job.key for job in jobs}
+        records = [r for r in store.records() if r.key in wanted]
+    rows = summarize(records, seed=config.seed)
+    summary_path = config.out / SUMMARY_FILE
+    summary = {
+        "config": json.loads(config.model_dump_json()),
+        "scenarios": len(scenario_set.scenarios),
+        "mutual_interest_scenarios": scenario_set.mutual_interest_count,
+        "skipped_catalogue_records": len(scenario_set.problems),
+        "rows": [row.model_dump(mode="json") for row in rows],
+    }
+    temporary = summary_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(summary, indent=2) + "\n")
+    temporary.replace(summary_path)
+    return BenchResult(
+        rows=rows,
+        played=played,
+        skipped=len(jobs) - len(pending),
+        problems=scenario_set.problems,
+        episodes_path=config.out / EPISODES_FILE,
+        summary_path=summary_path,
+    )

@@ -1,0 +1,45 @@
+"""Means with percentile-bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+class Estimate(BaseModel):
+    """A mean over ``n`` episodes with a 95% percentile-bootstrap interval; all ``None`` when ``n`` is 0."""
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+    def format(self, digits: int = 3, percent: bool = False) -> str:
+        if self.mean is None:
+            return "–"
+        scale, suffix = (100.0, "%") if percent else (1.0, "")
+        text = f"{self.mean * scale:.{digits}f}{suffix}"
+        if self.ci_low is not None and self.ci_high is not None and self.n > 1:
+            half = (self.ci_high - self.ci_low) * scale / 2
+            text += f" ±{half:.{digits}f}"
+        return text
+
+
+def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> Estimate:
+    data = np.asarray(values, dtype=float)
+    n = int(data.size)
+    if n == 0:
+        return Estimate(mean=None, ci_low=None, ci_high=None, n=0)
+    mean = float(data.mean())
+    if n == 1:
+        return Estimate(mean=mean, ci_low=mean, ci_high=mean, n=1)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return Estimate(mean=mean, ci_low=float(low), ci_high=float(high), n=n)

@@ -1,0 +1,80 @@
+"""Aggregate metrics of a set of episodes, overall and split by mutual / conflicting interest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from pydantic import BaseModel
+
+from counteroffer.evaluate.stats import Estimate, bootstrap_mean
+from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
+
+
+class GroupSummary(BaseModel):
+    episodes: int
+    reward: Estimate
+    deal_rate: Estimate
+    bargained_ratio: Estimate  # over deals only
+    overshoot_rate: Estimate
+    first_offer_ratio: Estimate
+    turns: Estimate
+    format_error_rate: Estimate
+    protocol_error_rate: Estimate
+    regulator_interventions: Estimate  # per episode
+
+
+class RowSummary(BaseModel):
+    """One (buyer, seller, persona) cell of a bench."""
+
+    buyer: str
+    seller: str
+    persona: str
+    episodes: int
+    errored: int  # excluded from every metric; re-run on resume
+    overall: GroupSummary
+    mutual_interest: GroupSummary
+    conflicting_interest: GroupSummary
+
+
+_METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
+    "reward": lambda m: m.reward,
+    "deal_rate": lambda m: float(m.deal),
+    "bargained_ratio": lambda m: m.bargained_ratio,
+    "overshoot_rate": lambda m: float(m.overshoot),
+    "first_offer_ratio": lambda m: m.first_offer_ratio,
+    "turns": lambda m: float(m.turns),
+    "format_error_rate": lambda m: float(m.format_error),
+    "protocol_error_rate": lambda m: float(m.protocol_error),
+    "regulator_interventions": lambda m: float(m.regulator_interventions),
+}
+
+
+def summarize_group(metrics: Sequence[EpisodeMetrics], seed: int = 0) -> GroupSummary:
+    estimates = {}
+    for name, read in _METRICS.items():
+        values = [v for v in map(read, metrics) if v is not None]
+        estimates[name] = bootstrap_mean(values, seed=seed)
+    return GroupSummary(episodes=len(metrics), **estimates)
+
+
+def summarize(records: Iterable[EpisodeRecord], seed: int = 0) -> list[RowSummary]:
+    """One row per (buyer, seller, persona), in first-seen order."""
+    cells: dict[tuple[str, str, str], list[EpisodeRecord]] = {}
+    for record in records:
+        cells.setdefault((record.buyer, record.seller, record.persona), []).append(record)
+    rows = []
+    for (buyer, seller, persona), cell in cells.items():
+        scored = [r.metrics for r in cell if r.status is EpisodeStatus.OK and r.metrics is not None]
+        rows.append(
+            RowSummary(
+                buyer=buyer,
+                seller=seller,
+                persona=persona,
+                episodes=len(scored),
+                errored=sum(r.status is EpisodeStatus.ERRORED for r in cell),
+                overall=summarize_group(scored, seed),
+                mutual_interest=summarize_group([m for m in scored if m.mutual_interest], seed),
+                conflicting_interest=summarize_group([m for m in scored if not m.mutual_interest], seed),
+            )
+        )
+    return rows

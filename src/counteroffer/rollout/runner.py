@@ -1,0 +1,152 @@
+"""The rollout engine: many episodes at once, in rounds.
+
+Each round, every live episode has exactly one pending turn; the pending turns are grouped by the agent that
+must answer them and each agent answers its whole group with one :meth:`Agent.act` call (one batched
+``generate`` for a local model, concurrent requests for an endpoint). Finished episodes leave the pool and are
+handed to ``on_finished`` at once (the bench appends them to the episodes file), and the pool is refilled from
+the queue so batches stay full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from counteroffer.agents.base import Agent, AgentFailure, TurnRequest
+from counteroffer.catalog.models import Scenario
+from counteroffer.game.negotiation import GameConfig, Negotiation
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, episode_key
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeJob:
+    """One episode to play: who plays, on which scenario, which rollout, with which seed."""
+
+    buyer: str
+    seller: str
+    persona: str
+    scenario: Scenario
+    rollout_index: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return episode_key(self.buyer, self.seller, self.persona, self.scenario.scenario_id, self.rollout_index)
+
+
+def episode_seed(base_seed: int, scenario_id: str, rollout_index: int) -> int:
+    """A stable seed per (scenario, rollout), the same for every buyer, so buyers are compared on paired episodes."""
+    digest = hashlib.blake2b(f"{base_seed}|{scenario_id}|{rollout_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def plan_jobs(
+    scenarios: Sequence[Scenario],
+    buyers: Sequence[str],
+    seller: str,
+    persona: str,
+    rollouts: int,
+    base_seed: int = 0,
+) -> list[EpisodeJob]:
+    return [
+        EpisodeJob(buyer, seller, persona, scenario, index, episode_seed(base_seed, scenario.scenario_id, index))
+        for buyer in buyers
+        for scenario in scenarios
+        for index in range(rollouts)
+    ]
+
+
+@dataclass(slots=True)
+class _Live:
+    job: EpisodeJob
+    game: Negotiation
+    buyer: Agent
+    seller: Agent
+
+
+def _record(live: _Live, error: str | None = None) -> EpisodeRecord:
+    job, game = live.job, live.game
+    finished = error is None
+    return EpisodeRecord(
+        key=job.key,
+        status=EpisodeStatus.OK if finished else EpisodeStatus.ERRORED,
+        buyer=job.buyer,
+        seller=job.seller,
+        persona=job.persona,
+        rollout_index=job.rollout_index,
+        seed=job.seed,
+        max_turns=game.config.max_turns,
+        scenario=job.scenario,
+        messages=game.messages,
+        outcome=game.outcome,
+        price=game.price,
+        reward=game.reward if finished else 0.0,
+        metrics=game.metrics() if finished else None,
+        error=error,
+    )
+
+
+def run_episodes(
+    jobs: Iterable[EpisodeJob],
+    agents: Callable[[EpisodeJob], tuple[Agent, Agent]],
+    on_finished: Callable[[EpisodeRecord], None],
+    *,
+    config: GameConfig | None = None,
+    concurrency: int = 64,
+) -> int:
+    """Play ``jobs`` with ``agents(job) -> (buyer, seller)``, at most ``concurrency`` at once.
+
+    Every episode ends in exactly one ``on_finished`` call: scored, or ``errored`` when an agent raised
+    :class:`AgentFailure`. Returns the number of episodes played.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    config = config or GameConfig()
+    queue = iter(jobs)
+    live: list[_Live] = []
+    played = 0
+    exhausted = False
+    while True:
+        while not exhausted and len(live) < concurrency:
+            job = next(queue, None)
+            if job is None:
+                exhausted = True
+                break
+            buyer, seller = agents(job)
+            live.append(_Live(job, Negotiation(job.scenario, config), buyer, seller))
+        if not live:
+            return played
+        groups: dict[int, tuple[Agent, list[_Live]]] = {}
+        for episode in live:
+            agent = episode.buyer if episode.game.next_role is episode.buyer.role else episode.seller
+            groups.setdefault(id(agent), (agent, []))[1].append(episode)
+        failed: dict[int, str] = {}
+        for agent, episodes in groups.values():
+            requests = [
+                TurnRequest(
+                    e.game.view(e.game.next_role),
+                    e.job.seed,
+                    e.job.scenario if agent.needs_full_scenario else None,
+                )
+                for e in episodes
+            ]
+            try:
+                messages = agent.act(requests)
+            except AgentFailure as exc:
+                for e in episodes:
+                    failed[id(e)] = f"{agent.spec}: {exc}"
+                continue
+            if len(messages) != len(episodes):
+                raise RuntimeError(f"{agent!r} returned {len(messages)} messages for {len(episodes)} requests")
+            for episode, message in zip(episodes, messages, strict=True):
+                episode.game.step(message)
+        still_live = []
+        for episode in live:
+            error = failed.get(id(episode))
+            if error is not None or episode.game.done:
+                on_finished(_record(episode, error))
+                played += 1
+            else:
+                still_live.append(episode)
+        live = still_live

@@ -1,0 +1,79 @@
+"""The episodes file: one JSON line per finished episode, appended as each episode ends.
+
+Crash safety: every record is written with a single ``write`` on a file opened in append mode, so a killed
+process leaves at most one torn last line; opening the store cuts that line off. Resume: the keys of records
+with status ``ok`` are finished and skipped; an ``errored`` record is kept for the audit trail but its key is
+run again, and the later record supersedes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(EpisodeRecord)
+
+
+class EpisodeStoreError(RuntimeError):
+    """The episodes file holds a line that is not an episode record (not just a torn last line)."""
+
+
+class EpisodeStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._latest: dict[str, EpisodeRecord] = {}
+        self.repaired_bytes = self._load()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _load(self) -> int:
+        """Read every record; cut off a torn last line (no newline) and return how many bytes were cut."""
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        for number, line in enumerate(data[:complete].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = _decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                raise EpisodeStoreError(
+                    f"{self.path}:{number}: not an episode record ({exc}); move the file aside or fix the line"
+                ) from exc
+            self._latest[record.key] = record
+        if complete < len(data):
+            with self.path.open("rb+") as handle:
+                handle.truncate(complete)
+        return len(data) - complete
+
+    def is_finished(self, key: str) -> bool:
+        record = self._latest.get(key)
+        return record is not None and record.status is EpisodeStatus.OK
+
+    def append(self, record: EpisodeRecord) -> None:
+        line = _encoder.encode(record) + b"\n"
+        written = os.write(self._fd, line)
+        if written != len(line):  # a regular file only short-writes when the disk is full
+            raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
+        self._latest[record.key] = record
+
+    def records(self) -> list[EpisodeRecord]:
+        """The latest record of every key."""
+        return list(self._latest.values())
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
