@@ -60,7 +60,13 @@ class BenchResult:
     summary_path: Path
 
 
-def run_bench(config: BenchConfig, on_episode: Callable[[EpisodeRecord], None] | None = None) -> BenchResult:
+def run_bench(
+    config: BenchConfig,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> BenchResult:
+    """Run (or resume) a bench; ``on_start(pending)`` is called once the number of episodes to play is known and
+    ``on_episode(record)`` after each finished episode."""
     scenario_set = load_scenarios(config.catalog, config.split, data_root=config.data_root, limit=config.limit)
     seller = make_agent(config.seller, Role.SELLER, config.persona)
     buyers: dict[str, Agent] = {}
@@ -71,6 +77,8 @@ def run_bench(config: BenchConfig, on_episode: Callable[[EpisodeRecord], None] |
     config.out.mkdir(parents=True, exist_ok=True)
     with EpisodeStore(config.out / EPISODES_FILE) as store:
         pending = [job for job in jobs if not store.is_finished(job.key)]
+        if on_start is not None:
+            on_start(len(pending))
 
         def finished(record: EpisodeRecord) -> None:
             store.append(record)

@@ -95,21 +95,22 @@ _NON_NUMERIC_PRICE_RE = re.compile(r"\$\s*[^\s\d.,-]")
 _STRIP_CHARS = " \t\r\n*_`\"'"
 
 
-def parse_price(text: str) -> float | None:
-    """The first price in ``text`` in dollars rounded to cents, or None if there is none.
-
-    Negative, zero, non-finite and absurdly large values return None: they are never valid offers.
-    """
-    match = _PRICE_RE.search(text)
-    if match is None:
-        return None
-    sign_before, sign_after, number = match.groups()
+def _price_value(sign_before: str, sign_after: str, number: str) -> float | None:
     if sign_before or sign_after:
         return None
     value = float(number.replace(",", ""))
     if not math.isfinite(value) or value <= 0 or value > MAX_PRICE:
         return None
     return round(value, 2)
+
+
+def parse_price(text: str) -> float | None:
+    """The first price in ``text`` in dollars rounded to cents, or None if there is none.
+
+    Negative, zero, non-finite and absurdly large values return None: they are never valid offers.
+    """
+    match = _PRICE_RE.search(text)
+    return None if match is None else _price_value(*match.groups())
 
 
 def _sections(text: str) -> tuple[dict[str, str], int]:
@@ -146,18 +147,18 @@ def parse_action(body: str, role: Role) -> Action | FormatError:
     if kind not in ROLE_ACTIONS[role]:
         return FormatError(FormatErrorKind.ACTION_NOT_ALLOWED_FOR_ROLE, f"the {role} cannot use [{kind}]")
     rest = _ACTION_TOKEN_RE.sub(" ", body, count=1)
-    has_number = _PRICE_RE.search(rest) is not None
+    numbers = _PRICE_RE.findall(rest)
     if not kind.takes_price:
-        if has_number:
+        if numbers:
             return FormatError(FormatErrorKind.UNEXPECTED_PRICE, f"[{kind}] takes no price: {body[:80]!r}")
         return Action(kind)
-    if not has_number:
+    if not numbers:
         if _NON_NUMERIC_PRICE_RE.search(rest):
             return FormatError(FormatErrorKind.INVALID_PRICE, f"non-numeric price in {body[:80]!r}")
         return FormatError(FormatErrorKind.MISSING_PRICE, f"[{kind}] needs a price: {body[:80]!r}")
-    if len(_PRICE_RE.findall(rest)) > 1:
+    if len(numbers) > 1:
         return FormatError(FormatErrorKind.INVALID_PRICE, f"several numbers after [{kind}]: {body[:80]!r}")
-    price = parse_price(rest)
+    price = _price_value(*numbers[0])
     if price is None:
         return FormatError(FormatErrorKind.INVALID_PRICE, f"[{kind}] price is not a positive amount: {body[:80]!r}")
     return Action(kind, price)

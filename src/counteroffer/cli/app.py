@@ -1,0 +1,223 @@
+"""The ``counteroffer`` command line: thin commands over the library API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from counteroffer.agents.base import AgentSpecError
+from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
+from counteroffer.catalog.loaders import CatalogError
+from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
+from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.cli.render import bench_table, transcript
+from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.evaluate.play import play_episode
+
+app = typer.Typer(
+    help="Train and evaluate LLM negotiators with reinforcement learning from verifiable rewards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Get and check the product catalogues.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+# Wide enough for the bench table when output goes to a file or CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True)
+
+DataOption = Annotated[
+    str | None, typer.Option("--data", help="catalogue folder (default: $COUNTEROFFER_DATA, ../shared/data, cache)")
+]
+CatalogOption = Annotated[str, typer.Option("--catalog", help="amazon | craigslist")]
+SplitOption = Annotated[
+    str, typer.Option("--split", help="amazon: train | test | all; craigslist: test | validation | all")
+]
+PersonaOption = Annotated[
+    str, typer.Option("--persona", help="seller persona: neutral | begging | insulting | unyielding")
+]
+SellerOption = Annotated[str, typer.Option("--seller", help="seller agent spec, e.g. scripted:boulware")]
+TurnsOption = Annotated[int, typer.Option("--max-turns", min=1, help="turn limit (a turn = buyer message + reply)")]
+USER_ERRORS = (AgentSpecError, CatalogError, DataNotFoundError, DataDownloadError, ValueError)
+
+
+def _fail(exc: Exception) -> None:
+    errors.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _report_problems(problems: list) -> None:
+    if problems:
+        errors.print(f"[yellow]skipped {len(problems)} malformed catalogue record(s):[/]")
+        for problem in problems[:10]:
+            errors.print(f"  {problem}")
+        if len(problems) > 10:
+            errors.print(f"  … and {len(problems) - 10} more")
+
+
+@app.command()
+def bench(
+    out: Annotated[Path, typer.Option("--out", help="run folder: episodes.jsonl and summary.json go here")],
+    buyer: Annotated[list[str], typer.Option("--buyer", help="buyer agent spec; repeat for one row each")] = None,  # type: ignore[assignment]
+    seller: SellerOption = "scripted:boulware",
+    persona: PersonaOption = "neutral",
+    catalog: CatalogOption = "amazon",
+    split: SplitOption = "test",
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="episodes per scenario and buyer")] = 4,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="first K scenarios of the split")] = None,
+    max_turns: TurnsOption = 6,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="episodes in flight")] = 256,
+    data: DataOption = None,
+) -> None:
+    """Run every buyer against the regulated seller on a catalogue split; print the paper's Table 1 columns.
+
+    Resumable: re-running with the same --out skips finished episodes and re-runs errored ones.
+    """
+    try:
+        config = BenchConfig(
+            buyers=buyer or ["scripted:anchor"],
+            seller=seller,
+            persona=persona,
+            catalog=catalog,  # type: ignore[arg-type]
+            split=split,
+            rollouts=rollouts,
+            limit=limit,
+            max_turns=max_turns,
+            seed=seed,
+            concurrency=concurrency,
+            data_root=data,
+            out=out,
+        )
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=errors, transient=True) as progress:
+            task = progress.add_task("episodes", total=None)
+            result = run_bench(
+                config,
+                on_episode=lambda _: progress.advance(task),
+                on_start=lambda pending: progress.update(task, total=pending),
+            )
+    except USER_ERRORS as exc:
+        _fail(exc)
+    _report_problems(result.problems)
+    title = f"{catalog}/{split} vs {seller} ({persona}), {rollouts} rollout(s) per scenario"
+    console.print(bench_table(result.rows, title))
+    console.print(
+        f"[dim]{result.played} played, {result.skipped} already finished · "
+        f"{result.episodes_path} · {result.summary_path}[/]"
+    )
+
+
+@app.command()
+def play(
+    buyer: Annotated[str, typer.Option("--buyer", help="buyer agent spec")] = "scripted:anchor",
+    seller: SellerOption = "scripted:boulware",
+    persona: PersonaOption = "neutral",
+    catalog: CatalogOption = "amazon",
+    split: SplitOption = "test",
+    index: Annotated[int, typer.Option("--index", min=0, help="scenario position in the split")] = 0,
+    scenario_id: Annotated[str | None, typer.Option("--scenario", help="scenario id (overrides --index)")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_turns: TurnsOption = 6,
+    thoughts: Annotated[bool, typer.Option("--thoughts/--no-thoughts", help="show private thoughts")] = False,
+    save: Annotated[Path | None, typer.Option("--save", help="write the episode record (JSON) here")] = None,
+    data: DataOption = None,
+) -> None:
+    """Play one episode and show it as a transcript with its offer trajectory."""
+    try:
+        scenarios = load_scenarios(catalog, split, data_root=data).scenarios  # type: ignore[arg-type]
+        if scenario_id is not None:
+            matches = [s for s in scenarios if s.scenario_id == scenario_id]
+            if not matches:
+                raise ValueError(f"no scenario {scenario_id!r} in {catalog}/{split}")
+            scenario = matches[0]
+        elif index < len(scenarios):
+            scenario = scenarios[index]
+        else:
+            raise ValueError(f"--index {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
+        record = play_episode(scenario, buyer, seller, persona=persona, seed=seed, max_turns=max_turns)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    console.print(transcript(record, show_thoughts=thoughts))
+    if save is not None:
+        import msgspec
+
+        save.write_bytes(msgspec.json.format(msgspec.json.encode(record)))
+
+
+@data_app.command("download")
+def data_download(
+    dest: Annotated[Path | None, typer.Option("--dest", help="target folder (default: the user cache)")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="mirror (default: $COUNTEROFFER_DATA_URL)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="download again even if present and valid")] = False,
+) -> None:
+    """Download the catalogues from upstream at the pinned commits and verify their sha256 checksums."""
+    target = dest or user_cache_dir()
+    try:
+        report = download_data(
+            target,
+            base_url=resolve_base_url(base_url),
+            force=force,
+            progress=lambda file, state: errors.print(f"[dim]{state:>11}[/] {file.local_path}"),
+        )
+    except USER_ERRORS as exc:
+        _fail(exc)
+    console.print(
+        f"{len(report.downloaded)} downloaded, {len(report.skipped)} already present and valid, in {report.dest}"
+    )
+
+
+@data_app.command("verify")
+def data_verify(data: DataOption = None) -> None:
+    """Check a catalogue folder against the recorded checksums."""
+    try:
+        root = resolve_data_root(data)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    problems = verify_data(root)
+    for problem in problems:
+        errors.print(f"[red]✗[/] {problem}")
+    if problems:
+        raise typer.Exit(code=1)
+    console.print(f"[green]✓[/] every file in {root} matches its checksum")
+
+
+@data_app.command("info")
+def data_info(
+    catalog: CatalogOption = "amazon",
+    split: SplitOption = "all",
+    data: DataOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Where the data is, and the scenario counts of a split (mutual / conflicting interest)."""
+    try:
+        scenario_set = load_scenarios(catalog, split, data_root=data)  # type: ignore[arg-type]
+        root = resolve_data_root(data)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    info = {
+        "data": str(root),
+        "catalog": catalog,
+        "split": split,
+        "scenarios": len(scenario_set.scenarios),
+        "mutual_interest": scenario_set.mutual_interest_count,
+        "conflicting_interest": len(scenario_set.scenarios) - scenario_set.mutual_interest_count,
+        "skipped_records": len(scenario_set.problems),
+    }
+    _report_problems(scenario_set.problems)
+    console.print_json(json.dumps(info)) if as_json else console.print(info)
+
+
+def main() -> None:
+    app()

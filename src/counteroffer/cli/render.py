@@ -1,0 +1,131 @@
+"""Rich renderings: an episode's transcript with its offer trajectory, and the bench table in the paper's columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from counteroffer.evaluate.stats import Estimate
+from counteroffer.evaluate.summary import RowSummary
+from counteroffer.game.messages import ActionKind, Role
+from counteroffer.game.records import EpisodeRecord
+
+ROLE_STYLE = {Role.BUYER: "bold cyan", Role.SELLER: "bold magenta"}
+TRAJECTORY_WIDTH = 56
+
+
+def _money(amount: float | None) -> str:
+    return "–" if amount is None else f"${amount:,.2f}"
+
+
+def transcript(record: EpisodeRecord, show_thoughts: bool = False) -> Group:
+    scenario = record.scenario
+    parts: list[Text | Table] = [
+        Text.assemble(
+            (scenario.product.title, "bold"),
+            f"  [{scenario.product.category}, {scenario.interest}]\n",
+            ("asking ", "dim"),
+            _money(scenario.asking_price),
+            ("   buyer budget ", "dim"),
+            (_money(scenario.budget), "cyan"),
+            ("   seller cost ", "dim"),
+            (_money(scenario.cost), "magenta"),
+        )
+    ]
+    for message in record.messages:
+        line = Text()
+        line.append(f"T{message.turn} {message.role.value:<6} ", style=ROLE_STYLE[message.role])
+        if show_thoughts and message.thought:
+            line.append(f"(thinks: {message.thought}) ", style="dim italic")
+        if message.format_error is not None:
+            line.append(f"format error ({message.format_error.kind}): ", style="bold red")
+            line.append(message.raw[:200].replace("\n", " ⏎ "), style="red")
+        else:
+            line.append(message.shown_talk or "")
+            if message.shown_action is not None:
+                line.append(f"  {message.shown_action.render()}", style="bold")
+        for event in message.events:
+            line.append(f"\n      ⚑ {event.kind.value}: {event.detail}", style="yellow")
+        parts.append(line)
+    parts.append(trajectory(record))
+    outcome = record.outcome.value if record.outcome else record.status.value
+    parts.append(
+        Text.assemble(
+            ("outcome ", "dim"),
+            (outcome, "bold"),
+            ("   price ", "dim"),
+            _money(record.price),
+            ("   reward ", "dim"),
+            (
+                f"{record.reward:+.3f}",
+                "bold green" if record.reward > 0 else "bold red" if record.reward < 0 else "bold",
+            ),
+        )
+    )
+    return Group(*parts)
+
+
+def trajectory(record: EpisodeRecord) -> Table:
+    """Each turn's buyer (B) and seller (S) offers on one price axis, with the budget (|) and cost (:) marked."""
+    scenario = record.scenario
+    offers: dict[int, dict[Role, float]] = {}
+    for message in record.messages:
+        action = message.shown_action
+        if action is not None and action.price is not None and action.kind is not ActionKind.REJECT:
+            offers.setdefault(message.turn, {})[message.role] = action.price
+    prices = [p for turn in offers.values() for p in turn.values()]
+    low = min([scenario.cost, scenario.budget, *prices]) * 0.95
+    high = max([scenario.asking_price, scenario.budget, *prices]) * 1.02
+
+    def column(price: float) -> int:
+        return round((price - low) / (high - low) * (TRAJECTORY_WIDTH - 1))
+
+    table = Table(title="offer trajectory", show_header=True, header_style="dim", box=None, pad_edge=False)
+    table.add_column("turn", justify="right")
+    table.add_column(f"{_money(low)} … {_money(high)}   (B buyer, S seller, | budget, : cost)")
+    table.add_column("buyer", justify="right", style="cyan")
+    table.add_column("seller", justify="right", style="magenta")
+    for turn in sorted(offers):
+        cells = [" "] * TRAJECTORY_WIDTH
+        cells[column(scenario.cost)] = ":"
+        cells[column(scenario.budget)] = "|"
+        line = Text("".join(cells), style="dim")
+        for role, mark in ((Role.SELLER, "S"), (Role.BUYER, "B")):
+            if role in offers[turn]:
+                at = column(offers[turn][role])
+                line = line[:at] + Text(mark, style=ROLE_STYLE[role]) + line[at + 1 :]
+        table.add_row(str(turn), line, _money(offers[turn].get(Role.BUYER)), _money(offers[turn].get(Role.SELLER)))
+    return table
+
+
+def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
+    """The paper's Table 1 columns; ± is half the 95% bootstrap interval (all intervals are in summary.json)."""
+    table = Table(title=title, title_justify="left", caption="MI / CI: mutual / conflicting-interest scenarios")
+    table.add_column("buyer")
+    for name in ("n", "reward", "MI", "CI", "deal", "bargained", "overshoot", "1st offer", "turns", "format err"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        overall = row.overall
+        table.add_row(
+            row.buyer,
+            f"{row.episodes}" + (f" (+{row.errored} errored)" if row.errored else ""),
+            overall.reward.format(),
+            row.mutual_interest.reward.format(),
+            row.conflicting_interest.reward.format(),
+            overall.deal_rate.format(1, percent=True),
+            overall.bargained_ratio.format(),
+            _plain(overall.overshoot_rate, percent=True),
+            _plain(overall.first_offer_ratio),
+            _plain(overall.turns, digits=2),
+            _plain(overall.format_error_rate, percent=True),
+        )
+    return table
+
+
+def _plain(estimate: Estimate, digits: int = 3, percent: bool = False) -> str:
+    if estimate.mean is None:
+        return "–"
+    return f"{estimate.mean * 100:.1f}%" if percent else f"{estimate.mean:.{digits}f}"
