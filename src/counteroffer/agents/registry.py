@@ -6,6 +6,7 @@ agent, and an optional query string sets its numeric parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -43,11 +44,17 @@ def _split_spec(spec: str) -> tuple[str, str, dict[str, float]]:
         raise AgentSpecError(f"agent spec {spec!r} must look like BACKEND:NAME, e.g. scripted:anchor")
     name, _, query = rest.partition("?")
     params: dict[str, float] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise AgentSpecError(f"bad parameters {query!r} in {spec!r}; write them as ?key=value&key=value") from None
+    for key, value in pairs:
         try:
             params[key] = float(value)
         except ValueError:
             raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a number") from None
+        if not math.isfinite(params[key]):  # nan/inf pass the agents' range checks and crash mid-episode
+            raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a finite number")
     return backend, name, params
 
 

@@ -26,8 +26,6 @@ def user_cache_dir() -> Path:
 
 def _candidates() -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
-    if env := os.environ.get(DATA_ENV_VAR):
-        found.append((f"${DATA_ENV_VAR}", Path(env)))
     checkout_root = Path(__file__).resolve().parents[3]  # src/counteroffer/catalog/locate.py -> checkout
     for base in (Path.cwd(), checkout_root):
         found.append(("shared data beside the project", base.parent / "shared" / "data"))
@@ -41,6 +39,12 @@ def resolve_data_root(explicit: str | Path | None = None) -> Path:
         path = Path(explicit).expanduser()
         if not path.is_dir():
             raise DataNotFoundError(f"data folder {path} does not exist")
+        return path
+    if env := os.environ.get(DATA_ENV_VAR):
+        # Set on purpose, so a wrong value is an error, not a silent fall-back to other data.
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise DataNotFoundError(f"${DATA_ENV_VAR} is {path}, which does not exist; fix or unset it")
         return path
     tried = []
     for label, path in _candidates():

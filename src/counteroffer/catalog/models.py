@@ -36,6 +36,13 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
     budget: float
     cost: float
 
+    def __post_init__(self) -> None:
+        if not (self.asking_price > 0 and self.budget > 0 and self.cost > 0):
+            raise ValueError(f"scenario {self.scenario_id}: asking price, budget and cost must be positive")
+        if self.asking_price < self.cost:
+            # The asking price is the seller's standing offer: below cost, a buyer [DEAL] would bypass the regulator.
+            raise ValueError(f"scenario {self.scenario_id}: asking price {self.asking_price} is below cost {self.cost}")
+
     @property
     def mutual_interest(self) -> bool:
         """True when a deal can leave both sides no worse off (budget above cost)."""

@@ -132,6 +132,8 @@ def load_scenarios(
     limit: int | None = None,
 ) -> ScenarioSet:
     """Scenarios of one catalogue split, in the split's fixed order, optionally the first ``limit``."""
+    if catalog not in DEFAULT_RECIPES:  # before the recipe lookup, which would raise a bare KeyError
+        raise ValueError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
     root = resolve_data_root(data_root)
     recipe = recipe or DEFAULT_RECIPES[catalog]
     if catalog == "amazon":
@@ -151,4 +153,12 @@ def load_scenarios(
         raise ValueError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
     if limit is not None:
         products = products[:limit]
-    return ScenarioSet(catalog, split, [recipe.scenario(p) for p in products], load.problems)
+    scenarios, problems = [], list(load.problems)
+    for position, product in enumerate(products):
+        try:
+            scenarios.append(recipe.scenario(product))
+        except ValueError as exc:  # e.g. a recipe override that puts the cost above the asking price
+            problems.append(RecordProblem(f"{catalog}/{split} with recipe {recipe.name}", position, str(exc)))
+    if not scenarios:
+        raise CatalogError(f"recipe {recipe.name} gives no valid scenario for {catalog}/{split}: {problems[0]}")
+    return ScenarioSet(catalog, split, scenarios, problems)

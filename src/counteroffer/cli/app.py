@@ -19,6 +19,7 @@ from counteroffer.catalog.recipes import load_scenarios
 from counteroffer.cli.render import bench_table, transcript
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.evaluate.play import play_episode
+from counteroffer.rollout.store import EpisodeStoreError
 
 app = typer.Typer(
     help="Train and evaluate LLM negotiators with reinforcement learning from verifiable rewards.",
@@ -43,11 +44,13 @@ PersonaOption = Annotated[
 ]
 SellerOption = Annotated[str, typer.Option("--seller", help="seller agent spec, e.g. scripted:boulware")]
 TurnsOption = Annotated[int, typer.Option("--max-turns", min=1, help="turn limit (a turn = buyer message + reply)")]
-USER_ERRORS = (AgentSpecError, CatalogError, DataNotFoundError, DataDownloadError, ValueError)
+# EpisodeStoreError: a corrupt line in an existing --out episodes file; its message says which line and what to do.
+USER_ERRORS = (AgentSpecError, CatalogError, DataNotFoundError, DataDownloadError, EpisodeStoreError, ValueError)
 
 
 def _fail(exc: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {exc}")
+    # soft_wrap: no hard line breaks inside the message, so a path or FILE:LINE in it stays whole in a log.
+    errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

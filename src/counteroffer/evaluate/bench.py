@@ -76,6 +76,7 @@ def run_bench(
     jobs = plan_jobs(scenario_set.scenarios, config.buyers, config.seller, config.persona, config.rollouts, config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     with EpisodeStore(config.out / EPISODES_FILE) as store:
+        _check_same_settings(store, jobs, config)
         pending = [job for job in jobs if not store.is_finished(job.key)]
         if on_start is not None:
             on_start(len(pending))
@@ -99,8 +100,10 @@ def run_bench(
         finally:
             for agent in (seller, *buyers.values()):
                 agent.close()
-        wanted = {job.key for job in jobs}
-        records = [r for r in store.records() if r.key in wanted]
+        # In plan order (buyer, scenario, rollout), not the file's finishing order: the rows then follow the
+        # --buyer order and the bootstrap intervals do not depend on concurrency or on where a run was resumed.
+        order = {job.key: position for position, job in enumerate(jobs)}
+        records = sorted((r for r in store.records() if r.key in order), key=lambda r: order[r.key])
     rows = summarize(records, seed=config.seed)
     summary_path = config.out / SUMMARY_FILE
     summary = {
@@ -121,3 +124,28 @@ def run_bench(
         episodes_path=config.out / EPISODES_FILE,
         summary_path=summary_path,
     )
+
+
+def _check_same_settings(store: EpisodeStore, jobs: list[EpisodeJob], config: BenchConfig) -> None:
+    """Refuse to resume into ``out`` when its finished episodes of the same keys were played with other settings.
+
+    An episode's key names its buyer, seller, persona, scenario and rollout, not the seed, the turn limit or the
+    scenario's private values, so without this check a re-run with another --seed, --max-turns, recipe or data
+    copy would skip those episodes and report the old ones under the new settings.
+    """
+    for job in jobs:
+        if not store.is_finished(job.key):
+            continue  # absent, or errored and about to be re-run and superseded
+        record = store.latest(job.key)
+        differences = []
+        if record.seed != job.seed:
+            differences.append("--seed")
+        if record.max_turns != config.max_turns:
+            differences.append(f"--max-turns ({record.max_turns} there, {config.max_turns} now)")
+        if record.scenario != job.scenario:
+            differences.append("scenario values (recipe or data)")
+        if differences:
+            raise ValueError(
+                f"{store.path} already holds episode {job.key} played with another {', '.join(differences)}; "
+                "use another --out"
+            )

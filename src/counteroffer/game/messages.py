@@ -86,8 +86,8 @@ class ParsedMessage(msgspec.Struct, frozen=True):
     action: Action
 
 
-_LABEL = r"[ \t>*_`#-]*(thought|talk|action)[ \t*_`]*:[ \t*_`]*"
-_SECTION_RE = re.compile(rf"(?im)^{_LABEL}")
+_LABEL = r"[ \t>*_`#-]*(thoughts?|talk|action)[ \t*_`]*:[ \t*_`]*"
+_LABEL_RE = re.compile(_LABEL, re.IGNORECASE)
 _ACTION_TOKEN_RE = re.compile(r"\[\s*([A-Za-z]+)\s*\]")
 # A number as people and models write prices: optional $, thousands separators, optional cents.
 _PRICE_RE = re.compile(r"(?<![\w.])(-?)\s*\$?\s*(-?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w])")
@@ -99,9 +99,13 @@ def _price_value(sign_before: str, sign_after: str, number: str) -> float | None
     if sign_before or sign_after:
         return None
     value = float(number.replace(",", ""))
-    if not math.isfinite(value) or value <= 0 or value > MAX_PRICE:
+    if not math.isfinite(value):
         return None
-    return round(value, 2)
+    # Check the range after rounding to cents: "$0.004" rounds to $0.00, which is no offer.
+    value = round(value, 2)
+    if value <= 0 or value > MAX_PRICE:
+        return None
+    return value
 
 
 def parse_price(text: str) -> float | None:
@@ -114,18 +118,27 @@ def parse_price(text: str) -> float | None:
 
 
 def _sections(text: str) -> tuple[dict[str, str], int]:
-    """Split a message into its labelled sections; also return how many Action labels it has."""
+    """Split a message into its labelled sections; also return how many Action labels it has.
+
+    The first Thought/Talk wins: a repeated label's text is not silently merged into what the other side reads.
+    """
     found: dict[str, str] = {}
     action_labels = 0
-    matches = list(_SECTION_RE.finditer(text))
-    for index, match in enumerate(matches):
-        label = match.group(1).lower()
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        body = text[match.end() : end].strip(_STRIP_CHARS)
-        if label == "action":
-            action_labels += 1
-        # The first Thought/Talk wins; a repeated label's text is not silently merged.
-        found.setdefault(label, body)
+    label: str | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        match = _LABEL_RE.match(line)
+        if match is None:
+            if label is not None:
+                body.append(line)
+            continue
+        if label is not None:
+            found.setdefault(label, "\n".join(body).strip(_STRIP_CHARS))
+        label = match.group(1).lower().rstrip("s")  # "Thoughts:" is a Thought too, never Talk
+        action_labels += label == "action"
+        body = [line[match.end() :]]
+    if label is not None:
+        found.setdefault(label, "\n".join(body).strip(_STRIP_CHARS))
     return found, action_labels
 
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import msgspec
 
 from counteroffer.catalog.models import Scenario
-from counteroffer.game.messages import Action, ActionKind, FormatError, Role, format_message, parse_message
+from counteroffer.game.messages import (
+    Action,
+    ActionKind,
+    FormatError,
+    Role,
+    format_message,
+    parse_action,
+    parse_message,
+)
 from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, MessageRecord, Outcome
 from counteroffer.game.regulator import redact_cost, regulate_seller_action
 from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON, buyer_reward, episode_metrics
@@ -159,7 +167,14 @@ class Negotiation:
         """Play an already-structured message (a person in the web app, a simulation); same rules as :meth:`step`."""
         self._require_live()
         raw = format_message(thought, talk, action)
-        record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw, thought=thought, talk=talk, action=action)
+        record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw, thought=thought, talk=talk)
+        # Check the action exactly as step() would read it back: allowed for the role, a price where one is needed
+        # (positive, finite, in cents) and none where it is not. An illegal action is a format error, as in step().
+        checked = parse_action(action.render(), self.next_role)
+        if isinstance(checked, FormatError):
+            record.format_error = checked
+        else:
+            record.action = checked
         return self._play(record)
 
     def _require_live(self) -> None:

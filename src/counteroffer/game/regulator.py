@@ -14,7 +14,9 @@ from counteroffer.game.records import EventKind, GameEvent
 from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON
 
 REDACTED = "[redacted]"
-_AMOUNT_RE = re.compile(r"\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+# An amount: an optional "$" with the spaces after it (never the spaces before a bare number: "paid 50" keeps its
+# space). No boundary before it, on purpose: "USD50" is redacted too, at the price of over-redacting "A50".
+_AMOUNT_RE = re.compile(r"(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
 def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Action, GameEvent | None]:

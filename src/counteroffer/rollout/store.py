@@ -56,6 +56,10 @@ class EpisodeStore:
         record = self._latest.get(key)
         return record is not None and record.status is EpisodeStatus.OK
 
+    def latest(self, key: str) -> EpisodeRecord | None:
+        """The latest record of ``key``, if any."""
+        return self._latest.get(key)
+
     def append(self, record: EpisodeRecord) -> None:
         line = _encoder.encode(record) + b"\n"
         written = os.write(self._fd, line)

@@ -6,7 +6,8 @@ anyway. Decisions are deterministic functions of the view (the oracle buyer reli
   1 linearly, > 1 early (Conceder). It accepts an offer at or above the price it would name now.
 - :class:`TitForTatSeller`: mirrors the buyer's concessions in dollars (relative tit-for-tat), after a small
   opening concession; accepts an offer at or above its next price.
-- :class:`UnyieldingSeller`: holds the asking price, conceding 2% of its margin a turn.
+- :class:`UnyieldingSeller`: holds the asking price until the last turn, then names the midpoint between the
+  asking price and its floor.
 
 The ``unyielding`` persona also changes a concession seller's numbers: it keeps 60% of its margin and concedes
 half as fast.
@@ -22,7 +23,6 @@ from counteroffer.game.negotiation import RoleView
 
 UNYIELDING_MARGIN_KEPT = 0.6
 OPENING_GOODWILL = 0.1  # share of the margin a tit-for-tat seller gives up before the buyer has conceded
-UNYIELDING_STEP = 0.02
 
 
 class ScriptedSeller(ScriptedAgent):
@@ -74,5 +74,6 @@ class TitForTatSeller(ScriptedSeller):
 
 class UnyieldingSeller(ScriptedSeller):
     def target(self, view: RoleView) -> float:
-        floor = self.floor(view)
-        return max(floor, view.asking_price - UNYIELDING_STEP * (view.turn - 1) * (view.asking_price - floor))
+        if not view.is_last_turn:
+            return view.asking_price
+        return (view.asking_price + self.floor(view)) / 2

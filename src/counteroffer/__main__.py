@@ -1,0 +1,5 @@
+"""``python -m counteroffer`` runs the CLI."""
+
+from counteroffer.cli.app import main
+
+main()

@@ -1,0 +1,32 @@
+"""Shared fixtures: the catalogue copies in ../shared/data and a way to run the real ``counteroffer`` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# The command line exactly as the installed console script runs it (``counteroffer = counteroffer.cli.app:main``),
+# started through this interpreter so that the tests do not depend on PATH.
+CLI = [sys.executable, "-c", "from counteroffer.cli.app import main; main()"]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder holding ``amazon_history_price/`` and ``craigslist_bargain/``; the test is skipped without it."""
+    missing = [name for name in ("amazon_history_price", "craigslist_bargain") if not (SHARED_DATA / name).is_dir()]
+    if missing:
+        pytest.skip(
+            f"shared catalogue data not found: {', '.join(missing)} missing under {SHARED_DATA} "
+            "(these tests read the dataset copies in ../shared/data beside the checkout)"
+        )
+    return SHARED_DATA
+
+
+def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``counteroffer ARGS`` in a subprocess and capture its output."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False)
