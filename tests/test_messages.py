@@ -19,6 +19,7 @@ from counteroffer.game.messages import (
     Role,
     format_message,
     parse_message,
+    parse_message_general,
     parse_price,
     visible_text,
 )
@@ -395,3 +396,22 @@ def test_round_trip_keeps_plain_thought_and_talk(pair: tuple[Role, Action], thou
     result = parse_message(format_message(thought, talk, action), role)
     assert isinstance(result, ParsedMessage), result
     assert (result.thought, result.talk) == (thought.strip(), talk.strip())
+
+
+_line_text = st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    thought=_line_text,
+    talk=_line_text,
+    kind=st.sampled_from(list(ActionKind)),
+    cents=st.integers(min_value=0, max_value=10**12),
+    role=st.sampled_from(list(Role)),
+)
+def test_canonical_fast_path_agrees_with_the_general_parser(thought, talk, kind, cents, role):
+    """parse_message takes a one-regex fast path for canonical messages; it must never disagree with the
+    general parser, whatever the text, role, action or price (including invalid ones)."""
+    price = cents / 100 if kind.takes_price else None
+    text = format_message(thought, talk, Action(kind, price))
+    assert parse_message(text, role) == parse_message_general(text, role)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 
-class Product(msgspec.Struct, frozen=True, kw_only=True):
+class Product(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """One product as listed, with the price history that recipes turn into private values."""
 
     product_id: str
@@ -22,7 +22,7 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
     buyer_target: float | None = None  # CraigslistBargain's buyer target price
 
 
-class Scenario(msgspec.Struct, frozen=True, kw_only=True):
+class Scenario(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     """Everything the game needs about one negotiation's setting.
 
     ``budget`` is private to the buyer, ``cost`` private to the seller; ``asking_price`` is public and is the

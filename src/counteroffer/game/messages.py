@@ -53,7 +53,7 @@ ROLE_ACTIONS: dict[Role, frozenset[ActionKind]] = {
 MAX_PRICE = 1e9
 
 
-class Action(msgspec.Struct, frozen=True, array_like=True):
+class Action(msgspec.Struct, gc=False, frozen=True):
     """One action: its kind and, for BUY/SELL/DEAL, a price in dollars rounded to cents."""
 
     kind: ActionKind
@@ -75,12 +75,12 @@ class FormatErrorKind(StrEnum):
     UNEXPECTED_PRICE = "unexpected_price"
 
 
-class FormatError(msgspec.Struct, frozen=True):
+class FormatError(msgspec.Struct, gc=False, frozen=True):
     kind: FormatErrorKind
     detail: str
 
 
-class ParsedMessage(msgspec.Struct, frozen=True):
+class ParsedMessage(msgspec.Struct, gc=False, frozen=True):
     thought: str
     talk: str
     action: Action
@@ -88,6 +88,10 @@ class ParsedMessage(msgspec.Struct, frozen=True):
 
 _LABEL = r"[ \t>*_`#-]*(thoughts?|talk|action)[ \t*_`]*:[ \t*_`]*"
 _LABEL_RE = re.compile(_LABEL, re.IGNORECASE)
+_CANONICAL_RE = re.compile(
+    r"Thought: ([^\n]*)\nTalk: ([^\n]*)\n"
+    r"Action: \[(BUY|SELL|DEAL|REJECT|QUIT)\](?: \$((?:\d{1,3}(?:,\d{3})+|\d+)\.\d\d))?"
+)
 _ACTION_TOKEN_RE = re.compile(r"\[\s*([A-Za-z]+)\s*\]")
 # A number as people and models write prices: optional $, thousands separators, optional cents.
 _PRICE_RE = re.compile(r"(?<![\w.])(-?)\s*\$?\s*(-?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?![\w])")
@@ -179,6 +183,27 @@ def parse_action(body: str, role: Role) -> Action | FormatError:
 
 def parse_message(text: str, role: Role) -> ParsedMessage | FormatError:
     """Parse one message of ``role``. Never raises; returns a typed error for anything malformed."""
+    return _parse_canonical(text, role) or parse_message_general(text, role)
+
+
+def _parse_canonical(text: str, role: Role) -> ParsedMessage | None:
+    """The exact format :func:`format_message` writes, parsed in one regex match; None sends the message down the
+    general path. It returns exactly what the general path would (a property test checks this)."""
+    match = _CANONICAL_RE.fullmatch(text)
+    if match is None:
+        return None
+    thought, talk, name, amount = match.groups()
+    kind = ActionKind(name)
+    if kind not in ROLE_ACTIONS[role] or kind.takes_price != (amount is not None):
+        return None
+    price = _price_value("", "", amount) if amount is not None else None
+    if amount is not None and price is None:
+        return None
+    return ParsedMessage(thought=thought.strip(_STRIP_CHARS), talk=talk.strip(_STRIP_CHARS), action=Action(kind, price))
+
+
+def parse_message_general(text: str, role: Role) -> ParsedMessage | FormatError:
+    """The tolerant parser behind :func:`parse_message`, for any text."""
     if not text or not text.strip():
         return FormatError(FormatErrorKind.EMPTY, "empty message")
     sections, action_labels = _sections(text)

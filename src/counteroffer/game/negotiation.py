@@ -38,7 +38,7 @@ DEFAULT_MAX_TURNS = 6
 _BUYER_OPENING_ACTIONS = frozenset({ActionKind.BUY, ActionKind.REJECT})
 
 
-class GameConfig(msgspec.Struct, frozen=True, kw_only=True):
+class GameConfig(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     max_turns: int = DEFAULT_MAX_TURNS
 
     def __post_init__(self) -> None:
