@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from counteroffer.catalog.models import Product, Scenario
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # The command line exactly as the installed console script runs it (``counteroffer = counteroffer.cli.app:main``),
@@ -30,3 +32,26 @@ def shared_data() -> Path:
 def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``counteroffer ARGS`` in a subprocess and capture its output."""
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def make_scenario(
+    asking: float = 200.0, budget: float = 160.0, cost: float = 100.0, title: str = "Espresso machine"
+) -> Scenario:
+    """A hand-built scenario for rule tests (no catalogue needed)."""
+    product = Product(
+        product_id="p-1",
+        source="amazon",
+        title=title,
+        category="Kitchen",
+        description="A small espresso machine.",
+        features="15 bar pump",
+        list_price=asking,
+        lowest_price=cost,
+        highest_price=asking,
+    )
+    return Scenario(scenario_id="s-1", recipe="paper", product=product, asking_price=asking, budget=budget, cost=cost)
+
+
+def message(action: str, talk: str = "", thought: str = "") -> str:
+    """A raw message in the paper's format."""
+    return f"Thought: {thought}\nTalk: {talk}\nAction: {action}"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import make_scenario
+from conftest import message as msg
 
-from counteroffer.catalog.models import Product, Scenario
 from counteroffer.game import (
     Action,
     ActionKind,
@@ -22,25 +23,6 @@ from counteroffer.game import (
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
 
 ASKING, BUDGET, COST = 200.0, 160.0, 100.0
-
-
-def make_scenario(asking: float = ASKING, budget: float = BUDGET, cost: float = COST) -> Scenario:
-    product = Product(
-        product_id="p-1",
-        source="amazon",
-        title="Espresso machine",
-        category="Kitchen",
-        description="A small espresso machine.",
-        features="15 bar pump",
-        list_price=asking,
-        lowest_price=cost,
-        highest_price=asking,
-    )
-    return Scenario(scenario_id="s-1", recipe="paper", product=product, asking_price=asking, budget=budget, cost=cost)
-
-
-def msg(action: str, talk: str = "", thought: str = "") -> str:
-    return f"Thought: {thought}\nTalk: {talk}\nAction: {action}"
 
 
 def buy(price: float) -> str:

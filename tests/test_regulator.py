@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_scenario
+from conftest import message as msg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from counteroffer.catalog.models import Product, Scenario
 from counteroffer.game import Action, ActionKind, EventKind, Negotiation, Outcome, Role, format_message
 from counteroffer.game.regulator import REDACTED, redact_cost, regulate_seller_action
 
 ASKING, BUDGET = 200.0, 160.0
-
-
-def make_scenario(cost: float = 50.0, asking: float = ASKING, budget: float = BUDGET) -> Scenario:
-    product = Product(
-        product_id="p-reg",
-        source="amazon",
-        title="Desk lamp",
-        category="Home",
-        list_price=asking,
-        lowest_price=cost,
-        highest_price=asking,
-    )
-    return Scenario(scenario_id="s-reg", recipe="paper", product=product, asking_price=asking, budget=budget, cost=cost)
-
-
-def msg(action: str, talk: str = "") -> str:
-    return f"Thought: plan\nTalk: {talk}\nAction: {action}"
 
 
 def event_kinds(game: Negotiation) -> list[EventKind]:

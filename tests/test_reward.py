@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_scenario
 
 from counteroffer.catalog.models import Product, Scenario
 from counteroffer.game import (
@@ -220,18 +221,7 @@ def test_regulator_interventions_counted_from_events() -> None:
 
 def test_full_episode_reward_matches_the_formula() -> None:
     asking, budget, cost = 149.99, 0.8 * 149.99, 87.25  # budget 119.992, exact
-    product = Product(
-        product_id="p-rw",
-        source="amazon",
-        title="Headphones",
-        category="Electronics",
-        list_price=asking,
-        lowest_price=cost,
-        highest_price=asking,
-    )
-    scenario = Scenario(
-        scenario_id="s-rw", recipe="paper", product=product, asking_price=asking, budget=budget, cost=cost
-    )
+    scenario = make_scenario(asking, budget, cost, title="Headphones")
     game = Negotiation(scenario)
     script = [
         "Thought: start low\nTalk: Would you take $70?\nAction: [BUY] $70",
