@@ -29,6 +29,32 @@ class TurnRequest:
     scenario: Scenario | None = None
 
 
+class AgentFailure(RuntimeError):
+    """An agent could not produce messages (an endpoint still failing after its retries, say).
+
+    The rollout engine records the affected episodes as errored; they are excluded from scores and re-run on
+    resume. Any other exception from an agent is a bug and propagates.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An agent's message with what the record should know about how it was produced.
+
+    ``reasoning`` is a model's separate reasoning (``<think>`` blocks, a reasoning field), kept out of the message
+    the game parses and the other side sees; ``reasks`` are earlier malformed attempts that were asked again;
+    ``fallback`` names the agent that wrote ``text`` when the agent itself could not produce a valid message.
+    """
+
+    text: str
+    reasoning: str = ""
+    reasks: tuple[str, ...] = ()
+    fallback: str | None = None
+
+
+Message = str | Reply
+
+
 class Agent(ABC):
     """A negotiator for one role. Subclasses implement :meth:`act`."""
 
@@ -39,8 +65,9 @@ class Agent(ABC):
         self.role = role
 
     @abstractmethod
-    def act(self, requests: Sequence[TurnRequest]) -> list[str]:
-        """One raw message per request, in the same order."""
+    def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
+        """One message per request, in the same order: raw text, a :class:`Reply`, or an :class:`AgentFailure`
+        for a request that failed on its own (the others in the batch still count)."""
 
     def bind_opponent(self, opponent: Agent) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Called once before a run with the agent on the other side (the oracle simulates it)."""
@@ -50,14 +77,6 @@ class Agent(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r}, {self.role})"
-
-
-class AgentFailure(RuntimeError):
-    """An agent could not produce messages (an endpoint still failing after its retries, say).
-
-    The rollout engine records the affected episodes as errored; they are excluded from scores and re-run on
-    resume. Any other exception from an agent is a bug and propagates.
-    """
 
 
 class AgentSpecError(ValueError):

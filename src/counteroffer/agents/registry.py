@@ -1,7 +1,10 @@
-"""Agent specs: strings such as ``scripted:anchor`` or ``scripted:anchor?opening=0.4&concession=2``.
+"""Agent specs: ``BACKEND:NAME[?key=value&...]``.
 
-The part before the first colon names a backend (``scripted`` here; later ``hf`` and ``openai``), the rest the
-agent, and an optional query string sets its numeric parameters.
+- ``scripted:anchor``, ``scripted:anchor?opening=0.4&concession=2``: scripted agents and numeric parameters;
+- ``hf:MODEL``: a local Hugging Face model (an id, a path, or ``smollm2-135m``, the bundled CPU model);
+- ``openai:MODEL@BASE_URL``: any OpenAI-compatible endpoint.
+
+LLM parameters are listed in :mod:`counteroffer.agents.llm.factory`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from counteroffer.game.messages import Role
 
 SellerFactory = Callable[[str, Persona, dict[str, float]], Agent]
 BuyerFactory = Callable[[str, dict[str, float]], Agent]
+LLM_BACKENDS = ("hf", "openai")
 
 SCRIPTED_SELLERS: dict[str, SellerFactory] = {
     "boulware": lambda spec, persona, p: ConcessionSeller(spec, p.pop("exponent", 0.3), persona),
@@ -38,41 +42,59 @@ SCRIPTED_BUYERS: dict[str, BuyerFactory] = {
 }
 
 
-def _split_spec(spec: str) -> tuple[str, str, dict[str, float]]:
+def _split_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     backend, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise AgentSpecError(f"agent spec {spec!r} must look like BACKEND:NAME, e.g. scripted:anchor")
+        raise AgentSpecError(
+            f"agent spec {spec!r} must look like BACKEND:NAME, e.g. scripted:anchor, hf:smollm2-135m, "
+            "openai:MODEL@http://localhost:8000/v1"
+        )
     name, _, query = rest.partition("?")
-    params: dict[str, float] = {}
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise AgentSpecError(f"bad parameters {query!r} in {spec!r}; write them as ?key=value&key=value") from None
-    for key, value in pairs:
+    return backend, name, dict(pairs)
+
+
+def _numbers(spec: str, params: dict[str, str]) -> dict[str, float]:
+    numbers: dict[str, float] = {}
+    for key, value in params.items():
         try:
-            params[key] = float(value)
+            numbers[key] = float(value)
         except ValueError:
             raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a number") from None
-        if not math.isfinite(params[key]):  # nan/inf pass the agents' range checks and crash mid-episode
+        if not math.isfinite(numbers[key]):  # nan/inf pass the agents' range checks and crash mid-episode
             raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a finite number")
-    return backend, name, params
+    return numbers
 
 
 def make_agent(spec: str, role: Role, persona: str = Persona.NEUTRAL) -> Agent:
-    """Build the agent a spec names, for ``role``; ``persona`` shapes a seller's wording (and an unyielding one's
-    concessions)."""
+    """Build the agent a spec names, for ``role``. ``persona`` shapes a seller: its wording, its prompt, and for
+    ``unyielding`` a scripted seller's concessions."""
     backend, name, params = _split_spec(spec)
-    if backend != "scripted":
-        raise AgentSpecError(f"unknown agent backend {backend!r} in {spec!r}; available: scripted")
     try:
         persona_value = Persona(persona)
     except ValueError:
         raise AgentSpecError(f"unknown persona {persona!r}; choose from {[p.value for p in Persona]}") from None
+    if backend == "scripted":
+        return _scripted_agent(spec, name, role, persona_value, _numbers(spec, params))
+    if backend in LLM_BACKENDS:
+        from counteroffer.agents.llm.factory import make_llm_agent  # imports torch only when an LLM is asked for
+
+        fallback = (
+            _scripted_agent("scripted:linear", "linear", role, persona_value, {}) if role is Role.SELLER else None
+        )
+        return make_llm_agent(spec, backend, name, params, role, persona_value.value, fallback)
+    raise AgentSpecError(f"unknown agent backend {backend!r} in {spec!r}; available: scripted, hf, openai")
+
+
+def _scripted_agent(spec: str, name: str, role: Role, persona: Persona, params: dict[str, float]) -> Agent:
     table: dict = SCRIPTED_SELLERS if role is Role.SELLER else SCRIPTED_BUYERS
     if name not in table:
         raise AgentSpecError(f"no scripted {role} named {name!r}; available: {', '.join(sorted(table))}")
     try:
-        agent = table[name](spec, persona_value, params) if role is Role.SELLER else table[name](spec, params)
+        agent = table[name](spec, persona, params) if role is Role.SELLER else table[name](spec, params)
     except ValueError as exc:
         raise AgentSpecError(f"{spec}: {exc}") from exc
     if params:

@@ -41,6 +41,8 @@ class EventKind(StrEnum):
     REGULATOR_SELL_BELOW_COST = "regulator_sell_below_cost"
     REGULATOR_DEAL_BELOW_COST = "regulator_deal_below_cost"
     REGULATOR_COST_REDACTED = "regulator_cost_redacted"
+    AGENT_REASKED = "agent_reasked"  # a malformed message was asked again (detail: the malformed text)
+    AGENT_FALLBACK = "agent_fallback"  # the agent gave up and another agent wrote the message (detail: its spec)
 
     @property
     def is_regulator_intervention(self) -> bool:
@@ -67,6 +69,7 @@ class MessageRecord(msgspec.Struct, gc=False, kw_only=True):
     shown_talk: str = ""
     shown_action: Action | None = None  # the action that took effect and was shown
     events: list[GameEvent] = msgspec.field(default_factory=list)
+    reasoning: str = ""  # a model's separate reasoning (<think> blocks, a reasoning field): never shown or parsed
 
 
 class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):

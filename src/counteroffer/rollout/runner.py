@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from counteroffer.agents.base import Agent, AgentFailure, TurnRequest
+from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
 from counteroffer.catalog.models import Scenario
 from counteroffer.game.negotiation import GameConfig, Negotiation
-from counteroffer.game.records import EpisodeRecord, EpisodeStatus, episode_key
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, GameEvent, episode_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,18 @@ def _record(live: _Live, error: str | None = None) -> EpisodeRecord:
     )
 
 
+def _play(game: Negotiation, message: Message) -> None:
+    if isinstance(message, str):
+        game.step(message)
+        return
+    record = game.step(message.text)
+    record.reasoning = message.reasoning
+    for attempt in message.reasks:
+        record.events.append(GameEvent(EventKind.AGENT_REASKED, record.role, record.turn, attempt))
+    if message.fallback is not None:
+        record.events.append(GameEvent(EventKind.AGENT_FALLBACK, record.role, record.turn, message.fallback))
+
+
 def run_episodes(
     jobs: Iterable[EpisodeJob],
     agents: Callable[[EpisodeJob], tuple[Agent, Agent]],
@@ -97,8 +109,8 @@ def run_episodes(
 ) -> int:
     """Play ``jobs`` with ``agents(job) -> (buyer, seller)``, at most ``concurrency`` at once.
 
-    Every episode ends in exactly one ``on_finished`` call: scored, or ``errored`` when an agent raised
-    :class:`AgentFailure`. Returns the number of episodes played.
+    Every episode ends in exactly one ``on_finished`` call: scored, or ``errored`` when its agent returned (or
+    raised, for its whole batch) an :class:`AgentFailure`. Returns the number of episodes played.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -140,7 +152,10 @@ def run_episodes(
             if len(messages) != len(episodes):
                 raise RuntimeError(f"{agent!r} returned {len(messages)} messages for {len(episodes)} requests")
             for episode, message in zip(episodes, messages, strict=True):
-                episode.game.step(message)
+                if isinstance(message, AgentFailure):
+                    failed[id(episode)] = f"{agent.spec}: {message}"
+                else:
+                    _play(episode.game, message)
         still_live = []
         for episode in live:
             error = failed.get(id(episode))

@@ -6,7 +6,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Sequence
 
-from counteroffer.agents.base import Agent, TurnRequest
+from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
 from counteroffer.agents.scripted.phrases import (
     BUYER_PHRASES,
     SELLER_PHRASES,
@@ -51,7 +51,7 @@ class ScriptedAgent(Agent):
     def decide(self, view: RoleView, request: TurnRequest) -> Action:
         """The action for this turn: a pure function of the view (and, for the oracle, the scenario)."""
 
-    def act(self, requests: Sequence[TurnRequest]) -> list[str]:
+    def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
         return [self._message(request) for request in requests]
 
     def _own_last_offer(self, view: RoleView) -> float | None:

@@ -1,0 +1,103 @@
+"""LLM negotiators: prompt, complete in one batch, and keep the seller's output playable.
+
+A seller whose message does not parse is asked again (with the error and its own text) up to ``reasks`` times;
+if it still fails, the turn falls back to the scripted linear seller of the same persona and the record says so
+(``agent_reasked`` / ``agent_fallback`` events). A buyer's malformed message is not re-asked: it ends the episode
+with reward −1, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest
+from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
+from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.game.messages import FormatError, Role, parse_message
+
+DEFAULT_TEMPERATURE = {Role.BUYER: 1.0, Role.SELLER: 0.7}  # the paper's sampling settings
+REASK_TEMPLATE = (
+    "Your message could not be used ({error}). Write it again as exactly three lines: "
+    "Thought: ..., Talk: ..., Action: one allowed action with its price."
+)
+
+
+class LLMAgent(Agent):
+    def __init__(
+        self,
+        spec: str,
+        role: Role,
+        backend: ChatBackend,
+        sampling: Sampling,
+        *,
+        persona: str = "neutral",
+        prompts: PromptConfig | None = None,
+        reasks: int = 2,
+        fallback: Agent | None = None,
+    ) -> None:
+        super().__init__(spec, role)
+        self.backend = backend
+        self.sampling = sampling
+        self.persona = persona
+        self.prompts = PromptBuilder(role, persona, prompts)
+        self.reasks = reasks if role is Role.SELLER else 0
+        self.fallback = fallback
+
+    def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
+        chats = [self.prompts.chat(request.view) for request in requests]
+        seeds = [_turn_seed(request) for request in requests]
+        replies: list[Message | AgentFailure] = [
+            self._reply(completion) for completion in self.backend.complete(chats, self.sampling, seeds)
+        ]
+        for attempt in range(self.reasks):
+            retry = [i for i, reply in enumerate(replies) if self._malformed(reply)]
+            if not retry:
+                break
+            retry_chats = [_reask_chat(chats[i], replies[i], self.role) for i in retry]  # type: ignore[arg-type]
+            retry_seeds = [seeds[i] + attempt + 1 for i in retry]
+            for i, completion in zip(
+                retry, self.backend.complete(retry_chats, self.sampling, retry_seeds), strict=True
+            ):
+                previous = replies[i]
+                assert isinstance(previous, Reply)
+                fresh = self._reply(completion)
+                replies[i] = (
+                    fresh
+                    if isinstance(fresh, AgentFailure)
+                    else Reply(fresh.text, fresh.reasoning, (*previous.reasks, previous.text))
+                )
+        if self.role is Role.SELLER and self.fallback is not None:
+            stuck = [i for i, reply in enumerate(replies) if self._malformed(reply)]
+            if stuck:
+                written = self.fallback.act([requests[i] for i in stuck])
+                for i, text in zip(stuck, written, strict=True):
+                    previous = replies[i]
+                    assert isinstance(previous, Reply) and isinstance(text, str)
+                    replies[i] = Reply(text, previous.reasoning, (*previous.reasks, previous.text), self.fallback.spec)
+        return replies
+
+    def _reply(self, completion: Completion | AgentFailure) -> Reply | AgentFailure:
+        if isinstance(completion, AgentFailure):
+            return completion
+        text, reasoning = split_reasoning(completion.text, completion.reasoning)
+        return Reply(text, reasoning)
+
+    def _malformed(self, reply: Message | AgentFailure) -> bool:
+        return isinstance(reply, Reply) and isinstance(parse_message(reply.text, self.role), FormatError)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _turn_seed(request: TurnRequest) -> int:
+    return (request.seed * 1_000_003 + request.view.turn) % 2**31
+
+
+def _reask_chat(chat: Chat, reply: Reply, role: Role) -> Chat:
+    error = parse_message(reply.text, role)
+    detail = f"{error.kind}: {error.detail}" if isinstance(error, FormatError) else "format error"
+    return [
+        *chat,
+        {"role": "assistant", "content": reply.text},
+        {"role": "user", "content": REASK_TEMPLATE.format(error=detail)},
+    ]

@@ -1,0 +1,64 @@
+"""What an LLM agent needs from a model: complete a batch of chats. Local models and endpoints implement it."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from counteroffer.agents.base import AgentFailure
+
+ChatMessage = dict[str, str]
+Chat = list[ChatMessage]
+
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
+_ORPHAN_CLOSE_RE = re.compile(r"^(.*?)</think>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    reasoning: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def split_reasoning(text: str, reasoning: str = "") -> tuple[str, str]:
+    """Separate a model's reasoning from its message.
+
+    ``<think>…</think>`` blocks (an unclosed one runs to the end) and a leading ``…</think>`` whose opening tag
+    the chat template already emitted are reasoning; so is a separate reasoning field (``reasoning``). Neither is
+    parsed by the game or shown to the other side.
+    """
+    parts = [reasoning] if reasoning else []
+    orphan = _ORPHAN_CLOSE_RE.match(text)
+    if orphan is not None and "<think>" not in orphan.group(1).lower():
+        parts.append(orphan.group(1))
+        text = text[orphan.end() :]
+    parts.extend(match.group(1) for match in _THINK_RE.finditer(text))
+    content = _THINK_RE.sub("", text)
+    return content.strip(), "\n".join(p.strip() for p in parts if p.strip())
+
+
+class ChatBackend(ABC):
+    """A model behind a chat interface. ``complete`` returns one item per chat, in order: a completion, or an
+    :class:`AgentFailure` for a chat that failed by itself (an endpoint request that ran out of retries)."""
+
+    name: str
+
+    @abstractmethod
+    def complete(
+        self, chats: Sequence[Chat], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[Completion | AgentFailure]:
+        """Complete every chat with the same sampling settings; ``seeds`` has one seed per chat."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model or client."""

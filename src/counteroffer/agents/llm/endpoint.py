@@ -1,0 +1,144 @@
+"""OpenAI-compatible endpoints (vLLM, SGLang, llama.cpp server, Ollama, OpenAI, OpenRouter, ``counteroffer serve``).
+
+Requests go through the official ``openai`` client on a private event loop in a background thread, at most
+``concurrency`` in flight per agent. Each request has a timeout and is retried with exponential backoff and
+jitter on connection errors, timeouts, 429 (honouring ``Retry-After``), 5xx and malformed responses, like the
+OpenAI SDK's own retries but counted and logged here; a request that still fails becomes an
+:class:`~counteroffer.agents.base.AgentFailure` for its episode alone. The API key comes from an environment
+variable and is scrubbed from every error text, so it never reaches a log or a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import openai
+
+from counteroffer.agents.base import AgentFailure
+from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRYABLE = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APIResponseValidationError,
+    json.JSONDecodeError,
+)
+MAX_RETRY_AFTER_S = 60.0
+
+
+class _LoopThread:
+    """An asyncio loop running in a daemon thread, so sync callers can run coroutines on one long-lived loop
+    (the async HTTP client's connection pool belongs to that loop)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="counteroffer-endpoint", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class EndpointBackend(ChatBackend):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
+        self.name = f"{model}@{base_url}"
+        self.model = model
+        self.retries = retries
+        self.backoff = backoff
+        # A local server needs no key; the client still requires a non-empty string.
+        self._api_key = os.environ.get(api_key_env) or "EMPTY"
+        self._loop = _LoopThread()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=self._api_key, timeout=timeout, max_retries=0)
+
+    def complete(
+        self, chats: Sequence[Chat], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[Completion | AgentFailure]:
+        async def all_chats() -> list[Completion | AgentFailure]:
+            return list(
+                await asyncio.gather(*(self._complete_one(c, sampling, s) for c, s in zip(chats, seeds, strict=False)))
+            )
+
+        return self._loop.run(all_chats())
+
+    async def _complete_one(self, chat: Chat, sampling: Sampling, seed: int) -> Completion | AgentFailure:
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            try:
+                async with self._semaphore:
+                    response = await self._client.chat.completions.create(
+                        model=self.model,
+                        messages=chat,  # type: ignore[arg-type]
+                        temperature=sampling.temperature,
+                        top_p=sampling.top_p,
+                        max_tokens=sampling.max_new_tokens,
+                        seed=seed,
+                    )
+                return _completion(response)
+            except _RETRYABLE as exc:
+                last_error = self._describe(exc)
+                delay = self._delay(exc, attempt)
+            except (openai.APIStatusError, ValueError, AttributeError, IndexError, TypeError) as exc:
+                # A 4xx other than 429 will not get better by asking again; neither will a response we can't read.
+                return AgentFailure(self._describe(exc))
+            if attempt < self.retries:
+                log.warning("%s: %s; retry %d/%d in %.2fs", self.name, last_error, attempt + 1, self.retries, delay)
+                await asyncio.sleep(delay)
+        return AgentFailure(f"{last_error} (after {self.retries} retries)")
+
+    def _delay(self, exc: Exception, attempt: int) -> float:
+        if isinstance(exc, openai.RateLimitError):
+            retry_after = exc.response.headers.get("retry-after")
+            try:
+                return min(MAX_RETRY_AFTER_S, max(0.0, float(retry_after)))
+            except (TypeError, ValueError):
+                pass
+        return self.backoff * 2**attempt * (0.5 + random.random())
+
+    def _describe(self, exc: Exception) -> str:
+        text = f"{type(exc).__name__}: {exc}"
+        return text.replace(self._api_key, "[api key]") if self._api_key != "EMPTY" else text
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._client.close())
+        finally:
+            self._loop.stop()
+
+
+def _completion(response: Any) -> Completion:
+    if isinstance(response, str | bytes):  # some servers answer a 200 with a body that is not JSON
+        raise json.JSONDecodeError("response is not a JSON object", str(response)[:100], 0)
+    message = response.choices[0].message
+    reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None) or ""
+    usage = response.usage
+    return Completion(
+        text=message.content or "",
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+    )

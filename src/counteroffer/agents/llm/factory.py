@@ -1,0 +1,109 @@
+"""Building LLM agents from specs.
+
+``hf:MODEL[?params]`` and ``openai:MODEL@BASE_URL[?params]``. Parameters (all optional):
+
+- sampling: ``temperature`` (default: buyer 1.0, seller 0.7, as in the paper), ``top_p`` (1.0),
+  ``max_new_tokens`` (160, per turn);
+- prompts: ``prompts`` (a folder overriding the packaged templates), ``description_chars`` (600) and
+  ``features_chars`` (400): caps on the product text, ``none`` for the full text;
+- seller only: ``reasks`` (2): how often a malformed message is asked again before the scripted fallback;
+- ``hf`` only: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (cpu, cuda, ...), ``max_batch`` (16);
+- ``openai`` only: ``key_env`` (OPENAI_API_KEY: the environment variable holding the key), ``concurrency`` (16
+  requests in flight), ``timeout`` (60 s), ``retries`` (4), ``backoff`` (0.5 s, doubled each retry).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from counteroffer.agents.base import Agent, AgentSpecError
+from counteroffer.agents.llm.agent import DEFAULT_TEMPERATURE, LLMAgent
+from counteroffer.agents.llm.backend import ChatBackend, Sampling
+from counteroffer.agents.llm.prompts import PromptConfig
+from counteroffer.game.messages import Role
+
+
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature: float | None = Field(None, ge=0, description="sampling temperature; default buyer 1.0, seller 0.7")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(160, ge=1, description="tokens per turn")
+    prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
+    description_chars: int | None = Field(600, ge=0, description="cap on the product description; none = full")
+    features_chars: int | None = Field(400, ge=0, description="cap on the feature list; none = full")
+    reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
+
+    @field_validator("description_chars", "features_chars", mode="before")
+    @classmethod
+    def _none_means_full(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.lower() in ("none", "full") else value
+
+
+class HFSettings(LLMSettings):
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "cpu"
+    max_batch: int = Field(16, ge=1, description="sequences per generate call")
+
+
+class EndpointSettings(LLMSettings):
+    key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    concurrency: int = Field(16, ge=1, description="requests in flight")
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    retries: int = Field(4, ge=0)
+    backoff: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each retry")
+
+
+def _settings(model: type[LLMSettings], spec: str, params: dict[str, str]) -> LLMSettings:
+    try:
+        return model(**params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AgentSpecError(f"{spec}: {problems}") from None
+
+
+def make_llm_agent(
+    spec: str, backend_name: str, name: str, params: dict[str, str], role: Role, persona: str, fallback: Agent | None
+) -> LLMAgent:
+    backend: ChatBackend
+    if backend_name == "hf":
+        settings = _settings(HFSettings, spec, params)
+        assert isinstance(settings, HFSettings)
+        from counteroffer.agents.llm.hf import HFBackend, load_chat_model
+
+        backend = HFBackend(load_chat_model(name, settings.dtype, settings.device, settings.max_batch))
+    else:
+        model, at, base_url = name.partition("@")
+        if not at or not model or not base_url.startswith(("http://", "https://")):
+            raise AgentSpecError(f"{spec!r}: write endpoint agents as openai:MODEL@http(s)://HOST[:PORT]/v1")
+        settings = _settings(EndpointSettings, spec, params)
+        assert isinstance(settings, EndpointSettings)
+        from counteroffer.agents.llm.endpoint import EndpointBackend
+
+        backend = EndpointBackend(
+            model,
+            base_url,
+            api_key_env=settings.key_env,
+            concurrency=settings.concurrency,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            backoff=settings.backoff,
+        )
+    temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE[role]
+    try:
+        prompts = PromptConfig(settings.prompts, settings.description_chars, settings.features_chars)
+        return LLMAgent(
+            spec,
+            role,
+            backend,
+            Sampling(temperature, settings.top_p, settings.max_new_tokens),
+            persona=persona,
+            prompts=prompts,
+            reasks=settings.reasks,
+            fallback=fallback,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        backend.close()
+        raise AgentSpecError(f"{spec}: {exc}") from exc

@@ -1,0 +1,117 @@
+"""Chat prompts for LLM negotiators, rendered from template files a user can read and override.
+
+The templates (``prompts/*.j2``, Jinja2) are: ``buyer.j2`` / ``seller.j2`` (the system prompt: product card, the
+role's own private value, the rules and the Thought/Talk/Action format), ``opening.j2`` (the buyer's first user
+message), ``reply.j2`` (each message of the other side, as shown) and ``personas/<name>.j2`` (the seller's
+manner). A folder passed as ``templates_dir`` overrides any of them by file name.
+
+A prompt is built from a :class:`~counteroffer.game.negotiation.RoleView` only, which holds the role's own
+private value and nothing of the other side's, so the buyer's prompt cannot contain the seller's cost and vice
+versa. The role's own earlier messages appear as assistant turns exactly as it wrote them.
+
+Product descriptions and feature lists run to several kB, and prompt length dominates CPU cost, so both are
+capped (``description_chars``, ``features_chars``; ``None`` keeps the full text, as GPU recipes do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from counteroffer.game.messages import Role
+from counteroffer.game.negotiation import RoleView
+
+PACKAGED_TEMPLATES = Path(__file__).parent / "prompts"
+SELLER_PERSONAS = ("neutral", "begging", "insulting", "unyielding", "deceptive", "manipulative")
+
+ChatMessage = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptConfig:
+    templates_dir: Path | None = None
+    description_chars: int | None = 600
+    features_chars: int | None = 400
+
+
+def _cap(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+class PromptBuilder:
+    """Builds the chat (system + alternating user/assistant messages) that one role's LLM sees at its turn."""
+
+    def __init__(self, role: Role, persona: str = "neutral", config: PromptConfig | None = None) -> None:
+        self.role = role
+        self.config = config or PromptConfig()
+        search_path = [str(PACKAGED_TEMPLATES)]
+        if self.config.templates_dir is not None:
+            if not Path(self.config.templates_dir).is_dir():
+                raise FileNotFoundError(f"prompt templates folder {self.config.templates_dir} does not exist")
+            search_path.insert(0, str(self.config.templates_dir))
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(search_path),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            autoescape=False,  # plain-text prompts, not HTML
+        )
+        self._system = self._env.get_template(f"{role.value}.j2")
+        self._opening = self._env.get_template("opening.j2")
+        self._reply = self._env.get_template("reply.j2")
+        self.persona_instructions = ""
+        if role is Role.SELLER:
+            if persona not in SELLER_PERSONAS and not self._has_template(f"personas/{persona}.j2"):
+                raise ValueError(f"unknown persona {persona!r}; choose from {', '.join(SELLER_PERSONAS)}")
+            self.persona_instructions = self._env.get_template(f"personas/{persona}.j2").render().strip()
+
+    def _has_template(self, name: str) -> bool:
+        try:
+            self._env.get_template(name)
+        except jinja2.TemplateNotFound:
+            return False
+        return True
+
+    def _context(self, view: RoleView) -> dict[str, object]:
+        return {
+            "title": view.title,
+            "category": view.category,
+            "description": _cap(view.description, self.config.description_chars),
+            "features": _cap(view.features, self.config.features_chars),
+            "asking_price": _money(view.asking_price),
+            "private_value": _money(view.private_value),
+            "max_turns": view.max_turns,
+            "turn": view.turn,
+            "is_last_turn": view.is_last_turn,
+            "persona_instructions": self.persona_instructions,
+            "other_role": view.role.other.value,
+        }
+
+    def system_prompt(self, view: RoleView) -> str:
+        return self._system.render(self._context(view)).strip()
+
+    def chat(self, view: RoleView) -> list[ChatMessage]:
+        context = self._context(view)
+        messages: list[ChatMessage] = [{"role": "system", "content": self._system.render(context).strip()}]
+        if self.role is Role.BUYER:
+            messages.append({"role": "user", "content": self._opening.render(context).strip()})
+        own = iter(view.own_messages)
+        for shown in view.history:
+            if shown.role is self.role:
+                messages.append({"role": "assistant", "content": next(own, "")})
+            else:
+                reply_context = {**context, "talk": shown.talk, "action": shown.action.render(), "turn": shown.turn}
+                if self.role is Role.SELLER:
+                    reply_context["is_last_turn"] = shown.turn >= view.max_turns
+                else:  # the seller's reply closes turn t; the buyer now writes turn t + 1
+                    reply_context["turn"] = shown.turn + 1
+                    reply_context["is_last_turn"] = shown.turn + 1 >= view.max_turns
+                messages.append({"role": "user", "content": self._reply.render(reply_context).strip()})
+        return messages
