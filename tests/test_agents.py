@@ -96,7 +96,8 @@ def test_concession_exponents_of_the_named_sellers() -> None:
 @pytest.mark.parametrize(
     ("spec", "role", "persona", "message"),
     [
-        ("openai:gpt-4o", Role.BUYER, "neutral", "unknown agent backend 'openai'"),
+        ("openai:gpt-4o", Role.BUYER, "neutral", "write endpoint agents as openai:MODEL@"),
+        ("llama:x", Role.BUYER, "neutral", "unknown agent backend 'llama'"),
         ("anchor", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
         ("scripted:", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
         ("scripted:haggler", Role.BUYER, "neutral", "no scripted buyer named 'haggler'; available: anchor, naive"),
