@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,14 +69,19 @@ def run_bench(
     """Run (or resume) a bench; ``on_start(pending)`` is called once the number of episodes to play is known and
     ``on_episode(record)`` after each finished episode."""
     scenario_set = load_scenarios(config.catalog, config.split, data_root=config.data_root, limit=config.limit)
-    seller = make_agent(config.seller, Role.SELLER, config.persona)
-    buyers: dict[str, Agent] = {}
-    for spec in config.buyers:
-        buyers[spec] = make_agent(spec, Role.BUYER)
-        buyers[spec].bind_opponent(seller)
     jobs = plan_jobs(scenario_set.scenarios, config.buyers, config.seller, config.persona, config.rollouts, config.seed)
-    config.out.mkdir(parents=True, exist_ok=True)
-    with EpisodeStore(config.out / EPISODES_FILE) as store:
+    # Every agent built is closed, also when a later one fails to build (an endpoint agent holds a thread); a run
+    # that cannot start writes nothing.
+    with ExitStack() as cleanup:
+        seller = make_agent(config.seller, Role.SELLER, config.persona)
+        cleanup.callback(seller.close)
+        buyers: dict[str, Agent] = {}
+        for spec in config.buyers:
+            buyers[spec] = make_agent(spec, Role.BUYER)
+            cleanup.callback(buyers[spec].close)
+            buyers[spec].bind_opponent(seller)
+        config.out.mkdir(parents=True, exist_ok=True)
+        store = cleanup.enter_context(EpisodeStore(config.out / EPISODES_FILE))
         _check_same_settings(store, jobs, config)
         pending = [job for job in jobs if not store.is_finished(job.key)]
         if on_start is not None:
@@ -86,20 +92,13 @@ def run_bench(
             if on_episode is not None:
                 on_episode(record)
 
-        def agents_for(job: EpisodeJob) -> tuple[Agent, Agent]:
-            return buyers[job.buyer], seller
-
-        try:
-            played = run_episodes(
-                pending,
-                agents_for,
-                finished,
-                config=GameConfig(max_turns=config.max_turns),
-                concurrency=config.concurrency,
-            )
-        finally:
-            for agent in (seller, *buyers.values()):
-                agent.close()
+        played = run_episodes(
+            pending,
+            lambda job: (buyers[job.buyer], seller),
+            finished,
+            config=GameConfig(max_turns=config.max_turns),
+            concurrency=config.concurrency,
+        )
         # In plan order (buyer, scenario, rollout), not the file's finishing order: the rows then follow the
         # --buyer order and the bootstrap intervals do not depend on concurrency or on where a run was resumed.
         order = {job.key: position for position, job in enumerate(jobs)}

@@ -73,7 +73,8 @@ class LLMAgent(Agent):
                 for i, text in zip(stuck, written, strict=True):
                     previous = replies[i]
                     assert isinstance(previous, Reply) and isinstance(text, str)
-                    replies[i] = Reply(text, previous.reasoning, (*previous.reasks, previous.text), self.fallback.spec)
+                    # ``reasks`` holds the attempts that were asked again; the last one was not (it was replaced)
+                    replies[i] = Reply(text, previous.reasoning, previous.reasks, self.fallback.spec)
         return replies
 
     def _reply(self, completion: Completion | AgentFailure) -> Reply | AgentFailure:

@@ -26,12 +26,19 @@ from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer that is not a usable chat completion (not JSON, no choices, content that is not text)."""
+
+
 _RETRYABLE = (
     openai.APIConnectionError,  # includes APITimeoutError
     openai.RateLimitError,
     openai.InternalServerError,
     openai.APIResponseValidationError,
     json.JSONDecodeError,
+    MalformedResponse,
 )
 MAX_RETRY_AFTER_S = 60.0
 
@@ -102,8 +109,8 @@ class EndpointBackend(ChatBackend):
             except _RETRYABLE as exc:
                 last_error = self._describe(exc)
                 delay = self._delay(exc, attempt)
-            except (openai.APIStatusError, ValueError, AttributeError, IndexError, TypeError) as exc:
-                # A 4xx other than 429 will not get better by asking again; neither will a response we can't read.
+            except openai.APIStatusError as exc:
+                # A 4xx other than 429 will not get better by asking again.
                 return AgentFailure(self._describe(exc))
             if attempt < self.retries:
                 log.warning("%s: %s; retry %d/%d in %.2fs", self.name, last_error, attempt + 1, self.retries, delay)
@@ -132,13 +139,24 @@ class EndpointBackend(ChatBackend):
 
 def _completion(response: Any) -> Completion:
     if isinstance(response, str | bytes):  # some servers answer a 200 with a body that is not JSON
-        raise json.JSONDecodeError("response is not a JSON object", str(response)[:100], 0)
-    message = response.choices[0].message
+        raise MalformedResponse(f"the response is not a JSON object: {str(response)[:80]!r}")
+    choices = getattr(response, "choices", None)
+    if not choices or getattr(choices[0], "message", None) is None:
+        raise MalformedResponse("the response has no choices[0].message")
+    message = choices[0].message
+    content = message.content
+    if content is not None and not isinstance(content, str):  # e.g. a list of content parts: the game reads text
+        raise MalformedResponse(f"message content is a {type(content).__name__}, not text")
     reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None) or ""
-    usage = response.usage
     return Completion(
-        text=message.content or "",
+        text=content or "",
         reasoning=reasoning if isinstance(reasoning, str) else "",
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
+        prompt_tokens=_token_count(response, "prompt_tokens"),
+        completion_tokens=_token_count(response, "completion_tokens"),
     )
+
+
+def _token_count(response: Any, field: str) -> int:
+    """Usage is informational: a missing or junk count is 0, never a reason to drop a good message."""
+    value = getattr(getattr(response, "usage", None), field, 0)
+    return value if isinstance(value, int) else 0

@@ -3,7 +3,8 @@
 ``hf:MODEL[?params]`` and ``openai:MODEL@BASE_URL[?params]``. Parameters (all optional):
 
 - sampling: ``temperature`` (default: buyer 1.0, seller 0.7, as in the paper), ``top_p`` (1.0),
-  ``max_new_tokens`` (160, per turn);
+  ``max_new_tokens`` per turn (``hf`` 96: a well-formed message needs 40-80 tokens and CPU time is precious;
+  ``openai`` 256, room for models that think aloud);
 - prompts: ``prompts`` (a folder overriding the packaged templates), ``description_chars`` (600) and
   ``features_chars`` (400): caps on the product text, ``none`` for the full text;
 - seller only: ``reasks`` (2): how often a malformed message is asked again before the scripted fallback;
@@ -30,7 +31,7 @@ class LLMSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     temperature: float | None = Field(None, ge=0, description="sampling temperature; default buyer 1.0, seller 0.7")
     top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(160, ge=1, description="tokens per turn")
+    max_new_tokens: int = Field(96, ge=1, description="tokens per turn (a well-formed message needs 40-80)")
     prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
     description_chars: int | None = Field(600, ge=0, description="cap on the product description; none = full")
     features_chars: int | None = Field(400, ge=0, description="cap on the feature list; none = full")
@@ -49,6 +50,7 @@ class HFSettings(LLMSettings):
 
 
 class EndpointSettings(LLMSettings):
+    max_new_tokens: int = Field(256, ge=1, description="tokens per turn")
     key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     concurrency: int = Field(16, ge=1, description="requests in flight")
     timeout: float = Field(60.0, gt=0, description="seconds per request")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from counteroffer.agents.base import AgentFailure
 from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
@@ -102,10 +101,22 @@ class HFChatModel:
         return outputs
 
 
-@cache
+_LOADED: dict[tuple[str, str, str], HFChatModel] = {}
+_LOADING = threading.Lock()
+
+
 def load_chat_model(model: str, dtype: str = "auto", device: str = "cpu", max_batch: int = 16) -> HFChatModel:
-    """The shared instance of a model: a buyer, a seller and a server asking for it load it once."""
-    return HFChatModel(model, dtype=dtype, device=device, max_batch=max_batch)
+    """The shared instance of a model: a buyer, a seller and a server asking for it load it once.
+
+    ``max_batch`` is a generation setting, not part of the identity: the last caller's value wins.
+    """
+    key = (resolve_model_path(model), dtype, device)
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = HFChatModel(model, dtype=dtype, device=device, max_batch=max_batch)
+        loaded = _LOADED[key]
+        loaded.max_batch = max_batch
+        return loaded
 
 
 class HFBackend(ChatBackend):

