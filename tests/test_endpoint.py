@@ -452,6 +452,7 @@ def test_a_seller_that_stays_malformed_falls_back_to_the_scripted_seller(
     assert kinds.count(EventKind.AGENT_REASKED) == 1 and kinds.count(EventKind.AGENT_FALLBACK) == 1
     assert [e.detail for e in first.events if e.kind is EventKind.AGENT_FALLBACK] == ["scripted:linear"]
     assert [e.detail for e in first.events if e.kind is EventKind.AGENT_REASKED] == [GARBAGE]
+    assert first.replaced_raw == GARBAGE  # the model's last unusable text is kept too
     assert EventKind.SELLER_FORMAT_ERROR not in kinds
     assert first.raw == _replayed_fallback(record)  # exactly the scripted linear seller's message
     assert first.shown_action.kind in (ActionKind.SELL, ActionKind.DEAL, ActionKind.REJECT)

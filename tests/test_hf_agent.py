@@ -84,17 +84,17 @@ def test_buyer_and_seller_share_one_loaded_model() -> None:
 def test_regulated_llm_seller_never_sells_below_cost(shared_data: Path, tmp_path: Path) -> None:
     config = BenchConfig(
         buyers=["scripted:anchor"],
-        seller=f"hf:{MODEL}?max_new_tokens=24&reasks=1",
+        seller=f"hf:{MODEL}?max_new_tokens=16&reasks=1",
         persona="insulting",
         split="test",
-        limit=3,
+        limit=2,
         rollouts=1,
         data_root=str(shared_data),
         out=tmp_path,
     )
     result = run_bench(config)
     records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
-    assert result.played == 3 and all(r["status"] == "ok" for r in records)
+    assert result.played == 2 and all(r["status"] == "ok" for r in records)
     for record in records:
         if record["outcome"] == Outcome.DEAL:
             assert record["price"] >= record["scenario"]["cost"] - 1e-6

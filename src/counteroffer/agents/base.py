@@ -43,13 +43,15 @@ class Reply:
 
     ``reasoning`` is a model's separate reasoning (``<think>`` blocks, a reasoning field), kept out of the message
     the game parses and the other side sees; ``reasks`` are earlier malformed attempts that were asked again;
-    ``fallback`` names the agent that wrote ``text`` when the agent itself could not produce a valid message.
+    ``fallback`` names the agent that wrote ``text`` when the agent itself could not produce a valid message, and
+    ``replaced`` is the agent's own last (unusable) text in that case, kept for the record.
     """
 
     text: str
     reasoning: str = ""
     reasks: tuple[str, ...] = ()
     fallback: str | None = None
+    replaced: str = ""
 
 
 Message = str | Reply

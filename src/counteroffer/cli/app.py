@@ -222,5 +222,30 @@ def data_info(
     console.print_json(json.dumps(info)) if as_json else console.print(info)
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="smollm2-135m (bundled), a checkpoint folder or a Hugging Face id")],
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps, ...")] = "cpu",
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="requests answered per generate call")] = 16,
+    name: Annotated[str | None, typer.Option("--name", help="model name clients use (default: MODEL)")] = None,
+) -> None:
+    """Serve a local model or trained checkpoint as an OpenAI-compatible chat-completions endpoint.
+
+    Any OpenAI client can then use it, e.g. a buyer spec openai:MODEL@http://HOST:PORT/v1. Concurrent requests
+    are batched into one generate call.
+    """
+    try:
+        from counteroffer.serve.app import serve as run_server  # FastAPI and torch load only for this command
+    except ImportError as exc:
+        _fail(ValueError(f"serving needs the serve and llm extras: pip install 'counteroffer[llm,serve]' ({exc})"))
+    try:
+        run_server(model, host=host, port=port, dtype=dtype, device=device, max_batch=max_batch, served_name=name)
+    except (OSError, ValueError, RuntimeError) as exc:
+        _fail(exc)
+
+
 def main() -> None:
     app()

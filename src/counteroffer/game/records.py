@@ -70,6 +70,7 @@ class MessageRecord(msgspec.Struct, gc=False, kw_only=True):
     shown_action: Action | None = None  # the action that took effect and was shown
     events: list[GameEvent] = msgspec.field(default_factory=list)
     reasoning: str = ""  # a model's separate reasoning (<think> blocks, a reasoning field): never shown or parsed
+    replaced_raw: str = ""  # when a fallback agent wrote ``raw``: what the agent itself last wrote
 
 
 class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):

@@ -97,6 +97,7 @@ def _play(game: Negotiation, message: Message) -> None:
         record.events.append(GameEvent(EventKind.AGENT_REASKED, record.role, record.turn, attempt))
     if message.fallback is not None:
         record.events.append(GameEvent(EventKind.AGENT_FALLBACK, record.role, record.turn, message.fallback))
+        record.replaced_raw = message.replaced
 
 
 def run_episodes(

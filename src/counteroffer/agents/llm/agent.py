@@ -74,7 +74,7 @@ class LLMAgent(Agent):
                     previous = replies[i]
                     assert isinstance(previous, Reply) and isinstance(text, str)
                     # ``reasks`` holds the attempts that were asked again; the last one was not (it was replaced)
-                    replies[i] = Reply(text, previous.reasoning, previous.reasks, self.fallback.spec)
+                    replies[i] = Reply(text, previous.reasoning, previous.reasks, self.fallback.spec, previous.text)
         return replies
 
     def _reply(self, completion: Completion | AgentFailure) -> Reply | AgentFailure:

@@ -1,0 +1,492 @@
+"""An OpenAI-compatible chat-completions server for a local model or a trained checkpoint.
+
+``counteroffer serve MODEL`` loads ``MODEL`` (the names ``hf:`` accepts: ``smollm2-135m``, a checkpoint folder, a
+Hugging Face id) once and answers:
+
+- ``GET /v1/models``: the served model, in the OpenAI list format;
+- ``POST /v1/chat/completions``: the OpenAI request body (text content only; ``n`` must be 1); ``stream: true``
+  sends the finished text as server-sent events in the OpenAI chunk format;
+- ``GET /health`` and ``GET /v1/stats`` (requests, generate calls, batch sizes).
+
+Errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for a bad request (a body that
+fails validation included, where FastAPI would say 422), 404 for an unknown model or route, 500 when generation
+fails.
+
+**Dynamic batching.** Requests do not call the model themselves: they queue at a :class:`Batcher`, whose
+background task takes the first waiting request, collects whatever else arrives within ``batch_window_ms`` (up to
+``max_batch``), groups the lot by sampling settings and answers each group with one
+:meth:`~counteroffer.agents.llm.hf.HFChatModel.generate` call in a worker thread. Requests that arrive while a
+batch is generating wait in the queue and form the next batch, so under load batches fill up by themselves and
+the window only matters for a lone request. One generate call takes one seed: the sum of the batch's request
+seeds (a lone request with a seed is reproducible), or a counter when no request gave one.
+
+Message contents are never logged; neither are request headers (an ``Authorization`` header is accepted and
+ignored: the server has no keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from counteroffer.agents.llm.backend import Chat, Sampling
+from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel, load_chat_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 512  # when a request names neither max_tokens nor max_completion_tokens
+MAX_STOP_STRINGS = 16
+
+
+# ---------------------------------------------------------------------------------------------------- request body
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, tool_call_id, ...: accepted and unused
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for part in value:
+                if isinstance(part, dict) and part.get("type") != "text":
+                    raise ValueError(f"content parts of type {part.get('type')!r} are not supported (text only)")
+        return value
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI chat-completions body; fields this server does not use are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool | None = None
+    tools: list[Any] | None = None
+
+    def chat(self) -> Chat:
+        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+    def stop_strings(self) -> list[str]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return [s for s in stops if s]
+
+
+# ---------------------------------------------------------------------------------------------------------- errors
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+
+
+def error_response(
+    status: int, message: str, type: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    # loc and msg only: pydantic's "input" would echo the request (message contents) back and into logs.
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg")))
+    return "invalid request: " + "; ".join(problems)
+
+
+# --------------------------------------------------------------------------------------------------------- batcher
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    chat: Chat
+    sampling: Sampling
+    seed: int | None
+    future: asyncio.Future[GenerationOutput]
+
+
+@dataclass(slots=True)
+class BatcherStats:
+    requests: int = 0  # submitted
+    generate_calls: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)  # requests per generate call -> how many calls
+
+    def as_dict(self) -> dict[str, Any]:
+        answered = sum(size * count for size, count in self.batch_sizes.items())
+        return {
+            "requests": self.requests,
+            "generate_calls": self.generate_calls,
+            "batched_requests": answered,
+            "largest_batch": max(self.batch_sizes, default=0),
+            "mean_batch": answered / self.generate_calls if self.generate_calls else 0.0,
+            "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
+        }
+
+
+class Batcher:
+    """Collects concurrent requests and answers them with few, large ``generate`` calls (see the module doc)."""
+
+    def __init__(self, model: HFChatModel, *, max_batch: int = 16, window_ms: float = 5.0) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if window_ms < 0:
+            raise ValueError(f"batch window must be non-negative, got {window_ms} ms")
+        self.model = model
+        self.max_batch = max_batch
+        self.window_s = window_ms / 1000
+        self.stats = BatcherStats()
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._seeds = itertools.count()
+        self._batch: list[_Pending] = []
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="counteroffer-batcher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        waiting, self._batch = self._batch, []
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        _fail_all(waiting, RuntimeError("the server is shutting down"))
+
+    async def submit(self, chat: Chat, sampling: Sampling, seed: int | None = None) -> GenerationOutput:
+        """Queue one chat and wait for its completion."""
+        if not self.running or self._queue is None:
+            raise RuntimeError("the batcher is not running")
+        future: asyncio.Future[GenerationOutput] = asyncio.get_running_loop().create_future()
+        self.stats.requests += 1
+        self._queue.put_nowait(_Pending(chat, sampling, seed, future))
+        return await future  # a cancelled caller cancels the future; the batcher then skips it
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            self._batch = []  # taken from the queue, not answered yet: stop() fails these too
+            await self._collect(self._queue, self._batch)
+            groups: dict[Sampling, list[_Pending]] = {}
+            for pending in self._batch:
+                if not pending.future.done():  # its client went away while it waited
+                    groups.setdefault(pending.sampling, []).append(pending)
+            for sampling, group in groups.items():
+                await self._generate(sampling, group)
+
+    async def _collect(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
+        batch.append(await queue.get())
+        deadline = asyncio.get_running_loop().time() + self.window_s
+        while len(batch) < self.max_batch:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+
+    async def _generate(self, sampling: Sampling, group: list[_Pending]) -> None:
+        seeds = [p.seed for p in group if p.seed is not None]
+        seed = sum(seeds) % 2**31 if seeds else next(self._seeds) % 2**31
+        self.stats.generate_calls += 1
+        self.stats.batch_sizes[len(group)] += 1
+        try:
+            # Cancelled by stop(), the thread still finishes its generate call; nobody waits for it any more.
+            outputs = await asyncio.to_thread(self.model.generate, [p.chat for p in group], sampling, seed)
+            if len(outputs) != len(group):
+                raise RuntimeError(f"generate returned {len(outputs)} outputs for {len(group)} chats")
+        except Exception as exc:
+            log.exception("generate failed for a batch of %d request(s)", len(group))
+            _fail_all(group, exc)
+            return
+        for pending, output in zip(group, outputs, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(output)
+
+
+def _fail_all(group: list[_Pending], exc: Exception) -> None:
+    for pending in group:
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+
+
+# ------------------------------------------------------------------------------------------------------------- app
+
+
+def _accepted_names(served_name: str) -> set[str]:
+    bare = served_name.removeprefix("hf:")
+    return {served_name, bare, f"hf:{bare}"}
+
+
+def _truncate_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def create_app(
+    model: HFChatModel,
+    *,
+    served_name: str,
+    max_batch: int = 16,
+    batch_window_ms: float = 5.0,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> FastAPI:
+    """The server for one loaded model, answering to ``served_name`` (with or without an ``hf:`` prefix)."""
+    batcher = Batcher(model, max_batch=max_batch, window_ms=batch_window_ms)
+    names = _accepted_names(served_name)
+    started = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await batcher.start()
+        log.info("serving %s as %r (max batch %d, window %.1f ms)", model.path, served_name, max_batch, batch_window_ms)
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="counteroffer", summary="OpenAI-compatible chat completions", lifespan=lifespan)
+    app.state.batcher = batcher
+    app.state.served_name = served_name
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, _validation_message(exc), code="invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        code = "not_found" if exc.status_code == 404 else None
+        return error_response(exc.status_code, str(exc.detail), kind, code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok" if batcher.running else "stopped", "model": served_name}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": served_name, "object": "model", "created": started, "owned_by": "counteroffer"}],
+        }
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model_info(model_id: str) -> dict[str, Any]:
+        if model_id not in names:
+            raise APIError(404, f"The model `{model_id}` does not exist", code="model_not_found", param="model")
+        return {"id": served_name, "object": "model", "created": started, "owned_by": "counteroffer"}
+
+    @app.get("/v1/stats")
+    async def stats() -> dict[str, Any]:
+        return {**batcher.stats.as_dict(), "queued": batcher.queued, "max_batch": max_batch}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+        if body.model not in names:
+            raise APIError(
+                404,
+                f"The model `{body.model}` does not exist; this server serves `{served_name}`",
+                code="model_not_found",
+                param="model",
+            )
+        if body.n not in (None, 1):
+            raise APIError(400, "n must be 1: this server returns one choice per request", param="n")
+        if body.logprobs:
+            raise APIError(400, "logprobs are not supported", param="logprobs")
+        if body.tools:
+            raise APIError(400, "tools are not supported", param="tools")
+        stops = body.stop_strings()
+        if len(stops) > MAX_STOP_STRINGS:
+            raise APIError(400, f"at most {MAX_STOP_STRINGS} stop strings", param="stop")
+        max_tokens = body.max_completion_tokens or body.max_tokens or default_max_tokens
+        sampling = Sampling(
+            temperature=1.0 if body.temperature is None else body.temperature,
+            top_p=1.0 if body.top_p is None else body.top_p,
+            max_new_tokens=max_tokens,
+        )
+        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+        began = time.perf_counter()
+        try:
+            output = await batcher.submit(body.chat(), sampling, body.seed)
+        except Exception as exc:
+            log.error("%s failed: %s", request_id, type(exc).__name__)
+            raise APIError(500, f"generation failed: {type(exc).__name__}", type="server_error") from None
+        text, stopped = _truncate_at_stop(output.text, stops)
+        finish_reason = "length" if not stopped and output.completion_tokens >= max_tokens else "stop"
+        usage = {
+            "prompt_tokens": output.prompt_tokens,
+            "completion_tokens": output.completion_tokens,
+            "total_tokens": output.prompt_tokens + output.completion_tokens,
+        }
+        log.info(
+            "%s: %d message(s), %d prompt + %d completion tokens, finish %s, %.2fs",
+            request_id,
+            len(body.messages),
+            output.prompt_tokens,
+            output.completion_tokens,
+            finish_reason,
+            time.perf_counter() - began,
+        )
+        created = int(time.time())
+        if body.stream:
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            return StreamingResponse(
+                _chunks(request_id, created, served_name, text, finish_reason, usage if include_usage else None),
+                media_type="text/event-stream",
+            )
+        return JSONResponse(
+            {
+                "id": request_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": served_name,
+                "system_fingerprint": None,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+    return app
+
+
+async def _chunks(
+    request_id: str, created: int, model: str, text: str, finish_reason: str, usage: dict[str, int] | None
+) -> AsyncIterator[str]:
+    """The finished completion as OpenAI ``chat.completion.chunk`` events: role, text, finish reason, [usage]."""
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        chunk = {
+            "id": request_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+            "choices": choices,
+            **extra,
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    with_usage = {"usage": None} if usage is not None else {}
+    yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], **with_usage)
+    if text:
+        yield event([{"index": 0, "delta": {"content": text}, "finish_reason": None}], **with_usage)
+    yield event([{"index": 0, "delta": {}, "finish_reason": finish_reason}], **with_usage)
+    if usage is not None:
+        yield event([], usage=usage)
+    yield "data: [DONE]\n\n"
+
+
+def serve(
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dtype: str = "auto",
+    device: str = "cpu",
+    max_batch: int = 16,
+    served_name: str | None = None,
+    batch_window_ms: float = 5.0,
+    log_level: str = "info",
+) -> None:
+    """Load ``model_name`` (as ``hf:`` would: ``smollm2-135m``, a checkpoint folder, an HF id) and serve it."""
+    import uvicorn
+
+    _log_to_stderr(log_level)
+    name = model_name.removeprefix("hf:")
+    model = load_chat_model(name, dtype, device, max_batch)
+    app = create_app(model, served_name=served_name or name, max_batch=max_batch, batch_window_ms=batch_window_ms)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _log_to_stderr(level: str) -> None:
+    """Show this package's log lines (uvicorn configures only its own loggers)."""
+    package = logging.getLogger("counteroffer")
+    if not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        package.addHandler(handler)
+        package.propagate = False
+    package.setLevel(level.upper())
