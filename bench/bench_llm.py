@@ -1,12 +1,15 @@
 """Generated tokens per second through the rollout engine vs raw ``model.generate``, at several batch sizes.
 
 Both sides of each comparison run in the same process on the same loaded model, with the same prompts (the
-buyer's turn-1 chats of the AmazonHistoryPrice test products), the same sampling (temperature 1.0, as the
-paper's buyer) and the same ``max_new_tokens``:
+buyer's chats on the AmazonHistoryPrice test products), the same sampling (greedy by default, so both sides
+generate the same tokens and the ratio measures only the engine's overhead; ``--temperature 1`` for the paper's
+buyer setting) and the same ``max_new_tokens``:
 
-- ``raw``: tokenise with left padding and call ``model.generate`` on ``batch`` chats at a time;
 - ``engine``: ``run_episodes`` with an ``hf:`` buyer against ``scripted:boulware`` at concurrency ``batch``
-  (prompt building, batching, parsing, the game and the records included).
+  (prompt building, batching, parsing, the game and the records included); every batch of chats it sends to
+  the model is recorded;
+- ``raw``: then, on exactly those batches, tokenise with left padding, call ``model.generate`` and decode: the
+  same work without the engine.
 
 Tokens are counted the same way on both sides (the generated text up to the end-of-turn token, re-tokenised).
 The ratio engine/raw is the number to watch (target ≥ 0.9 at batch 8); peak RSS is reported after each stage.
@@ -43,18 +46,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--rounds", type=int, default=2, help="generate calls (raw) / episode waves (engine)")
+    parser.add_argument("--rounds", type=int, default=3, help="episodes per batch slot")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 (greedy, the default) makes both sides generate identical tokens, so the ratio is pure overhead",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     torch.manual_seed(0)
     chat_model = load_chat_model(args.model)
     tokenizer = chat_model.tokenizer
-    sampling = Sampling(temperature=1.0, max_new_tokens=args.max_new_tokens)
+    sampling = Sampling(temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     scenarios = load_scenarios("amazon", "test").scenarios
     builder = PromptBuilder(Role.BUYER)
-    spec = f"hf:{args.model}?max_new_tokens={args.max_new_tokens}"
+    spec = f"hf:{args.model}?max_new_tokens={args.max_new_tokens}&temperature={args.temperature}"
 
     def token_count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -64,40 +73,66 @@ def main() -> None:
     for batch in args.batches:
         chat_model.max_batch = batch
         needed = batch * args.rounds
-        chats = [builder.chat(Negotiation(s).view(Role.BUYER)) for s in scenarios[:needed]]
-        chat_model.generate(chats[:batch], sampling, seed=1)  # warm-up at this shape
+        warm_chats = [builder.chat(Negotiation(s).view(Role.BUYER)) for s in scenarios[:batch]]
+        chat_model.generate(warm_chats, sampling, seed=1)  # warm-up at this shape
 
-        start, raw_tokens = time.perf_counter(), 0
-        for wave in range(args.rounds):
-            outputs = chat_model.generate(chats[wave * batch : (wave + 1) * batch], sampling, seed=wave)
-            raw_tokens += sum(token_count(o.text) for o in outputs)
-        raw_s = time.perf_counter() - start
-        raw_rss = peak_rss_mb()
+        # Engine first, recording every batch of chats it sends to the model ...
+        sent: list[list] = []
+        real_generate = chat_model.generate
 
+        def recording_generate(chats, sampling, seed, real_generate=real_generate, sent=sent):
+            sent.append(list(chats))
+            return real_generate(chats, sampling, seed)
+
+        chat_model.generate = recording_generate  # type: ignore[method-assign]
         buyer = make_agent(spec, Role.BUYER)
         seller = make_agent("scripted:boulware", Role.SELLER)
         jobs = plan_jobs(scenarios[:needed], [spec], "scripted:boulware", "neutral", rollouts=1)
         records: list = []
-        start = time.perf_counter()
         pair = (buyer, seller)
+        start = time.perf_counter()
         run_episodes(jobs, lambda _, pair=pair: pair, records.append, concurrency=batch)
         engine_s = time.perf_counter() - start
+        del chat_model.generate
         engine_tokens = sum(token_count(m.raw) for r in records for m in r.messages if m.role is Role.BUYER)
+        engine_rss = peak_rss_mb()
+
+        # ... then raw model.generate on exactly those batches: tokenise with left padding, generate, decode.
+        start, raw_tokens = time.perf_counter(), 0
+        for index, chats in enumerate(sent):
+            prompts = [chat_model.render(chat) for chat in chats]
+            encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            torch.manual_seed(index)
+            sample = {"do_sample": True, "temperature": sampling.temperature} if sampling.temperature > 0 else {}
+            with torch.inference_mode():
+                generated = chat_model.model.generate(
+                    **encoded,
+                    **sample,
+                    max_new_tokens=sampling.max_new_tokens,
+                    eos_token_id=chat_model.stop_token_ids,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            for row in generated[:, encoded["input_ids"].shape[1] :].tolist():
+                end = next((i for i, t in enumerate(row) if t in chat_model.stop_token_ids), len(row))
+                raw_tokens += token_count(tokenizer.decode(row[:end], skip_special_tokens=True))
+        raw_s = time.perf_counter() - start
         row = {
             "batch": batch,
+            "generate_calls": len(sent),
             "raw_tokens_per_s": raw_tokens / raw_s,
             "engine_tokens_per_s": engine_tokens / engine_s,
             "raw_tokens": raw_tokens,
             "engine_tokens": engine_tokens,
             "engine_buyer_turns": sum(1 for r in records for m in r.messages if m.role is Role.BUYER),
-            "peak_rss_mb_after_raw": raw_rss,
-            "peak_rss_mb_after_engine": peak_rss_mb(),
+            "peak_rss_mb_after_engine": engine_rss,
+            "peak_rss_mb_after_raw": peak_rss_mb(),
         }
         row["engine_over_raw"] = row["engine_tokens_per_s"] / row["raw_tokens_per_s"]
         results.append(row)
         print(
             f"batch {batch:>2}: raw {row['raw_tokens_per_s']:6.1f} tok/s, engine {row['engine_tokens_per_s']:6.1f} "
-            f"tok/s, engine/raw {row['engine_over_raw']:.2f}, peak RSS {row['peak_rss_mb_after_engine']:.0f} MB"
+            f"tok/s, engine/raw {row['engine_over_raw']:.2f} ({len(sent)} generate calls), "
+            f"peak RSS {row['peak_rss_mb_after_raw']:.0f} MB"
         )
     if args.json:
         report = {

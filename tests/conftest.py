@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from counteroffer.catalog.models import Product, Scenario
+from counteroffer.evaluate.bench import BenchConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -55,3 +56,9 @@ def make_scenario(
 def message(action: str, talk: str = "", thought: str = "") -> str:
     """A raw message in the paper's format."""
     return f"Thought: {thought}\nTalk: {talk}\nAction: {action}"
+
+
+def small_bench(out: Path, data: Path, buyers: list[str], seller: str, **overrides: object) -> BenchConfig:
+    """A bench on the first two test products, one rollout each: what the model and server tests play."""
+    settings: dict[str, object] = {"split": "test", "limit": 2, "rollouts": 1, **overrides}
+    return BenchConfig(buyers=buyers, seller=seller, data_root=str(data), out=out, **settings)  # type: ignore[arg-type]

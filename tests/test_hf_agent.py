@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, small_bench
 
 from counteroffer.agents import Reply, TurnRequest, make_agent
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import load_chat_model
 from counteroffer.catalog import load_scenarios
-from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.evaluate.bench import run_bench
 from counteroffer.game import Negotiation, Role
 from counteroffer.game.records import EventKind, Outcome
 
@@ -82,17 +82,8 @@ def test_buyer_and_seller_share_one_loaded_model() -> None:
 
 
 def test_regulated_llm_seller_never_sells_below_cost(shared_data: Path, tmp_path: Path) -> None:
-    config = BenchConfig(
-        buyers=["scripted:anchor"],
-        seller=f"hf:{MODEL}?max_new_tokens=16&reasks=1",
-        persona="insulting",
-        split="test",
-        limit=2,
-        rollouts=1,
-        data_root=str(shared_data),
-        out=tmp_path,
-    )
-    result = run_bench(config)
+    seller = f"hf:{MODEL}?max_new_tokens=16&reasks=1"
+    result = run_bench(small_bench(tmp_path, shared_data, ["scripted:anchor"], seller, persona="insulting"))
     records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert result.played == 2 and all(r["status"] == "ok" for r in records)
     for record in records:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from conftest import run_cli
+from conftest import run_cli, small_bench
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -33,10 +33,11 @@ import uvicorn  # noqa: E402
 from counteroffer.agents.llm.backend import Sampling  # noqa: E402
 from counteroffer.agents.llm.bundled import BundledModelError  # noqa: E402
 from counteroffer.agents.llm.hf import GenerationOutput, load_chat_model  # noqa: E402
-from counteroffer.evaluate.bench import BenchConfig, run_bench  # noqa: E402
+from counteroffer.evaluate.bench import run_bench  # noqa: E402
 from counteroffer.game.messages import FormatError, Role, parse_message  # noqa: E402
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, Outcome  # noqa: E402
-from counteroffer.serve.app import Batcher, create_app  # noqa: E402
+from counteroffer.serve.app import create_app  # noqa: E402
+from counteroffer.serve.batcher import Batcher  # noqa: E402
 
 MODEL = "smollm2-135m"
 CHAT = [{"role": "user", "content": "Name one fruit."}]
@@ -222,17 +223,7 @@ def test_streaming_stop_strings_and_seeds(client: openai.OpenAI) -> None:
 
 def test_episode_with_both_sides_on_the_endpoint(server: Served, shared_data: Path, tmp_path: Path) -> None:
     before = server.stats()
-    result = run_bench(
-        BenchConfig(
-            buyers=[server.endpoint_spec()],
-            seller=server.endpoint_spec(reasks=0),
-            split="test",
-            limit=2,
-            rollouts=1,
-            data_root=str(shared_data),
-            out=tmp_path,
-        )
-    )
+    result = run_bench(small_bench(tmp_path, shared_data, [server.endpoint_spec()], server.endpoint_spec(reasks=0)))
     assert result.played == 2
     records = _records(tmp_path)
     assert len(records) == 2
@@ -320,17 +311,7 @@ def test_serve_command_help() -> None:
 @pytest.mark.slow
 def test_llm_seller_on_the_endpoint_plays_several_turns(server: Served, shared_data: Path, tmp_path: Path) -> None:
     before = server.stats()
-    run_bench(
-        BenchConfig(
-            buyers=["scripted:anchor"],
-            seller=server.endpoint_spec(reasks=0),
-            split="test",
-            limit=2,
-            rollouts=1,
-            data_root=str(shared_data),
-            out=tmp_path,
-        )
-    )
+    run_bench(small_bench(tmp_path, shared_data, ["scripted:anchor"], server.endpoint_spec(reasks=0)))
     records = _records(tmp_path)
     assert len(records) == 2 and all(r.status is EpisodeStatus.OK for r in records)
     _no_deal_below_cost(records)

@@ -26,264 +26,28 @@ ignored: the server has no keys).
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from counteroffer.agents.llm.backend import Chat, Sampling
-from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel, load_chat_model
+from counteroffer.agents.llm.backend import Sampling
+from counteroffer.agents.llm.hf import HFChatModel, load_chat_model
+from counteroffer.serve.batcher import Batcher
+from counteroffer.serve.schema import APIError, ChatCompletionRequest, error_response, validation_message
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 512  # when a request names neither max_tokens nor max_completion_tokens
 MAX_STOP_STRINGS = 16
-
-
-# ---------------------------------------------------------------------------------------------------- request body
-
-
-class TextPart(BaseModel):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # name, tool_call_id, ...: accepted and unused
-
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-
-    @field_validator("content", mode="before")
-    @classmethod
-    def _text_parts_only(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            for part in value:
-                if isinstance(part, dict) and part.get("type") != "text":
-                    raise ValueError(f"content parts of type {part.get('type')!r} are not supported (text only)")
-        return value
-
-    def text(self) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
-
-
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class ChatCompletionRequest(BaseModel):
-    """The OpenAI chat-completions body; fields this server does not use are accepted and ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str
-    messages: list[ChatMessageIn] = Field(min_length=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    n: int | None = Field(None, ge=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    logprobs: bool | None = None
-    tools: list[Any] | None = None
-
-    def chat(self) -> Chat:
-        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
-
-    def stop_strings(self) -> list[str]:
-        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return [s for s in stops if s]
-
-
-# ---------------------------------------------------------------------------------------------------------- errors
-
-
-class APIError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-
-
-def error_response(
-    status: int, message: str, type: str = "invalid_request_error", code: str | None = None, param: str | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status_code=status)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    # loc and msg only: pydantic's "input" would echo the request (message contents) back and into logs.
-    problems = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        problems.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg")))
-    return "invalid request: " + "; ".join(problems)
-
-
-# --------------------------------------------------------------------------------------------------------- batcher
-
-
-@dataclass(eq=False, slots=True)
-class _Pending:
-    chat: Chat
-    sampling: Sampling
-    seed: int | None
-    future: asyncio.Future[GenerationOutput]
-
-
-@dataclass(slots=True)
-class BatcherStats:
-    requests: int = 0  # submitted
-    generate_calls: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)  # requests per generate call -> how many calls
-
-    def as_dict(self) -> dict[str, Any]:
-        answered = sum(size * count for size, count in self.batch_sizes.items())
-        return {
-            "requests": self.requests,
-            "generate_calls": self.generate_calls,
-            "batched_requests": answered,
-            "largest_batch": max(self.batch_sizes, default=0),
-            "mean_batch": answered / self.generate_calls if self.generate_calls else 0.0,
-            "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
-        }
-
-
-class Batcher:
-    """Collects concurrent requests and answers them with few, large ``generate`` calls (see the module doc)."""
-
-    def __init__(self, model: HFChatModel, *, max_batch: int = 16, window_ms: float = 5.0) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        if window_ms < 0:
-            raise ValueError(f"batch window must be non-negative, got {window_ms} ms")
-        self.model = model
-        self.max_batch = max_batch
-        self.window_s = window_ms / 1000
-        self.stats = BatcherStats()
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._seeds = itertools.count()
-        self._batch: list[_Pending] = []
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    @property
-    def queued(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
-
-    async def start(self) -> None:
-        if self.running:
-            return
-        self._queue = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(), name="counteroffer-batcher")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-        waiting, self._batch = self._batch, []
-        while self._queue is not None and not self._queue.empty():
-            waiting.append(self._queue.get_nowait())
-        _fail_all(waiting, RuntimeError("the server is shutting down"))
-
-    async def submit(self, chat: Chat, sampling: Sampling, seed: int | None = None) -> GenerationOutput:
-        """Queue one chat and wait for its completion."""
-        if not self.running or self._queue is None:
-            raise RuntimeError("the batcher is not running")
-        future: asyncio.Future[GenerationOutput] = asyncio.get_running_loop().create_future()
-        self.stats.requests += 1
-        self._queue.put_nowait(_Pending(chat, sampling, seed, future))
-        return await future  # a cancelled caller cancels the future; the batcher then skips it
-
-    async def _run(self) -> None:
-        assert self._queue is not None
-        while True:
-            self._batch = []  # taken from the queue, not answered yet: stop() fails these too
-            await self._collect(self._queue, self._batch)
-            groups: dict[Sampling, list[_Pending]] = {}
-            for pending in self._batch:
-                if not pending.future.done():  # its client went away while it waited
-                    groups.setdefault(pending.sampling, []).append(pending)
-            for sampling, group in groups.items():
-                await self._generate(sampling, group)
-
-    async def _collect(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
-        batch.append(await queue.get())
-        deadline = asyncio.get_running_loop().time() + self.window_s
-        while len(batch) < self.max_batch:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
-
-    async def _generate(self, sampling: Sampling, group: list[_Pending]) -> None:
-        seeds = [p.seed for p in group if p.seed is not None]
-        seed = sum(seeds) % 2**31 if seeds else next(self._seeds) % 2**31
-        self.stats.generate_calls += 1
-        self.stats.batch_sizes[len(group)] += 1
-        try:
-            # Cancelled by stop(), the thread still finishes its generate call; nobody waits for it any more.
-            outputs = await asyncio.to_thread(self.model.generate, [p.chat for p in group], sampling, seed)
-            if len(outputs) != len(group):
-                raise RuntimeError(f"generate returned {len(outputs)} outputs for {len(group)} chats")
-        except Exception as exc:
-            log.exception("generate failed for a batch of %d request(s)", len(group))
-            _fail_all(group, exc)
-            return
-        for pending, output in zip(group, outputs, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(output)
-
-
-def _fail_all(group: list[_Pending], exc: Exception) -> None:
-    for pending in group:
-        if not pending.future.done():
-            pending.future.set_exception(exc)
-
-
-# ------------------------------------------------------------------------------------------------------------- app
 
 
 def _accepted_names(served_name: str) -> set[str]:
@@ -328,7 +92,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, _validation_message(exc), code="invalid_request")
+        return error_response(400, validation_message(exc), code="invalid_request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
