@@ -115,3 +115,36 @@ def test_bench_cli_reports_the_untrained_models_format_errors(shared_data: Path,
     assert 0.0 <= format_errors <= 1.0
     assert row["overall"]["reward"]["mean"] <= 1.0 - 2 * format_errors + 1e-9
     assert "hf:smollm2-135m" in result.stdout
+
+
+def test_buyer_and_seller_on_one_model_share_each_generate_call(chat_model, shared_data: Path, monkeypatch) -> None:
+    """When some live episodes wait for the buyer and others for the seller, and both are the same local model,
+    the round is one generate call with per-row sampling (buyer 1.0, seller 0.7)."""
+    calls: list[int] = []
+    real_generate = chat_model.model.generate
+
+    def counting_generate(**kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(chat_model.model, "generate", counting_generate)
+    buyer = make_agent(f"hf:{MODEL}?max_new_tokens=6", Role.BUYER)
+    seller = make_agent(f"hf:{MODEL}?max_new_tokens=4&reasks=0", Role.SELLER)
+    scenarios = load_scenarios("amazon", "test", data_root=shared_data, limit=4).scenarios
+    games = [Negotiation(s) for s in scenarios]
+    for game in games[:2]:  # two episodes already wait for the seller
+        game.step("Thought: x\nTalk: Would you take $10?\nAction: [BUY] $10")
+    buyer_requests = [TurnRequest(g.view(Role.BUYER), seed=1) for g in games[2:]]
+    seller_requests = [TurnRequest(g.view(Role.SELLER), seed=2) for g in games[:2]]
+    buyer_replies, seller_replies = buyer.act_jointly([(buyer, buyer_requests), (seller, seller_requests)])
+    assert calls[0] == 4  # the first call carried both roles' turns
+    assert len(buyer_replies) == 2 and len(seller_replies) == 2
+
+
+def test_per_row_sampling_keeps_greedy_rows_greedy(chat_model) -> None:
+    chats = [[{"role": "user", "content": "Say hello."}], [{"role": "user", "content": "Name a colour."}]]
+    greedy = Sampling(temperature=0.0, max_new_tokens=6)
+    mixed = chat_model.generate(chats, [greedy, Sampling(temperature=1.0, max_new_tokens=3)], seed=5)
+    alone = chat_model.generate(chats[:1], greedy, seed=5)
+    assert mixed[0].text == alone[0].text  # the greedy row is unaffected by its sampled neighbour
+    assert mixed[1].completion_tokens <= 3  # each row keeps its own token budget

@@ -71,6 +71,16 @@ class Agent(ABC):
         """One message per request, in the same order: raw text, a :class:`Reply`, or an :class:`AgentFailure`
         for a request that failed on its own (the others in the batch still count)."""
 
+    @property
+    def joint_key(self) -> object | None:
+        """Agents with the same non-None key can answer their turns in one :meth:`act_jointly` call (a buyer and
+        a seller on one local model: one ``generate`` for both)."""
+        return None
+
+    def act_jointly(self, groups: Sequence[tuple[Agent, Sequence[TurnRequest]]]) -> list[list[Message | AgentFailure]]:
+        """:meth:`act` for several agents sharing this agent's ``joint_key``; by default one call each."""
+        return [agent.act(requests) for agent, requests in groups]
+
     def bind_opponent(self, opponent: Agent) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Called once before a run with the agent on the other side (the oracle simulates it)."""
 

@@ -87,6 +87,15 @@ def _record(live: _Live, error: str | None = None) -> EpisodeRecord:
     )
 
 
+def _turn_request(episode: _Live, agent: Agent) -> TurnRequest:
+    """The pending turn of ``episode`` as ``agent`` sees it (the full scenario only for agents that declare it)."""
+    return TurnRequest(
+        episode.game.view(episode.game.next_role),
+        episode.job.seed,
+        episode.job.scenario if agent.needs_full_scenario else None,
+    )
+
+
 def _play(game: Negotiation, message: Message) -> None:
     if isinstance(message, str):
         game.step(message)
@@ -130,33 +139,32 @@ def run_episodes(
             live.append(_Live(job, Negotiation(job.scenario, config), buyer, seller))
         if not live:
             return played
-        groups: dict[int, tuple[Agent, list[_Live]]] = {}
+        # Pending turns grouped by the agent that answers them, and agents by what they can share: the turns of a
+        # buyer and a seller on one local model go through one generate call.
+        groups: dict[object, dict[int, tuple[Agent, list[_Live]]]] = {}
         for episode in live:
             agent = episode.buyer if episode.game.next_role is episode.buyer.role else episode.seller
-            groups.setdefault(id(agent), (agent, []))[1].append(episode)
+            shared = groups.setdefault(agent.joint_key or id(agent), {})
+            shared.setdefault(id(agent), (agent, []))[1].append(episode)
         failed: dict[int, str] = {}
-        for agent, episodes in groups.values():
-            requests = [
-                TurnRequest(
-                    e.game.view(e.game.next_role),
-                    e.job.seed,
-                    e.job.scenario if agent.needs_full_scenario else None,
-                )
-                for e in episodes
-            ]
+        for members in groups.values():
+            batches = [(agent, [_turn_request(e, agent) for e in episodes]) for agent, episodes in members.values()]
+            lead = batches[0][0]
             try:
-                messages = agent.act(requests)
+                answers = lead.act_jointly(batches)
             except AgentFailure as exc:
-                for e in episodes:
-                    failed[id(e)] = f"{agent.spec}: {exc}"
+                for agent, episodes in members.values():
+                    for e in episodes:
+                        failed[id(e)] = f"{agent.spec}: {exc}"
                 continue
-            if len(messages) != len(episodes):
-                raise RuntimeError(f"{agent!r} returned {len(messages)} messages for {len(episodes)} requests")
-            for episode, message in zip(episodes, messages, strict=True):
-                if isinstance(message, AgentFailure):
-                    failed[id(episode)] = f"{agent.spec}: {message}"
-                else:
-                    _play(episode.game, message)
+            for (agent, episodes), messages in zip(members.values(), answers, strict=True):
+                if len(messages) != len(episodes):
+                    raise RuntimeError(f"{agent!r} returned {len(messages)} messages for {len(episodes)} requests")
+                for episode, message in zip(episodes, messages, strict=True):
+                    if isinstance(message, AgentFailure):
+                        failed[id(episode)] = f"{agent.spec}: {message}"
+                    else:
+                        _play(episode.game, message)
         still_live = []
         for episode in live:
             error = failed.get(id(episode))

@@ -43,21 +43,49 @@ class LLMAgent(Agent):
         self.reasks = reasks if role is Role.SELLER else 0
         self.fallback = fallback
 
+    @property
+    def joint_key(self) -> object | None:
+        return self.backend.joint_key
+
     def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
-        chats = [self.prompts.chat(request.view) for request in requests]
-        seeds = [_turn_seed(request) for request in requests]
-        replies: list[Message | AgentFailure] = [
-            self._reply(completion) for completion in self.backend.complete(chats, self.sampling, seeds)
-        ]
+        return self.act_jointly([(self, requests)])[0]
+
+    def act_jointly(self, groups: Sequence[tuple[Agent, Sequence[TurnRequest]]]) -> list[list[Message | AgentFailure]]:
+        """First attempts of every agent in ``groups`` (all on this agent's backend) in one completion call, each
+        chat with its own agent's prompt and sampling; then each agent repairs its own malformed replies."""
+        members: list[tuple[LLMAgent, Sequence[TurnRequest]]] = []
+        for agent, requests in groups:
+            if not isinstance(agent, LLMAgent) or agent.backend.joint_key is not self.backend.joint_key:
+                raise ValueError(f"{agent!r} does not share {self!r}'s backend")
+            members.append((agent, requests))
+        chats = [agent.prompts.chat(request.view) for agent, requests in members for request in requests]
+        samplings = [agent.sampling for agent, requests in members for _ in requests]
+        seeds = [_turn_seed(request) for _, requests in members for request in requests]
+        completions = self.backend.complete(chats, samplings, seeds)
+        results, start = [], 0
+        for agent, requests in members:
+            end = start + len(requests)
+            replies = [agent._reply(completion) for completion in completions[start:end]]
+            results.append(agent._repair(requests, chats[start:end], seeds[start:end], replies))
+            start = end
+        return results
+
+    def _repair(
+        self,
+        requests: Sequence[TurnRequest],
+        chats: list[Chat],
+        seeds: list[int],
+        replies: list[Message | AgentFailure],
+    ) -> list[Message | AgentFailure]:
+        """Re-ask malformed seller messages, then hand what is still malformed to the scripted fallback."""
         for attempt in range(self.reasks):
             retry = [i for i, reply in enumerate(replies) if self._malformed(reply)]
             if not retry:
                 break
             retry_chats = [_reask_chat(chats[i], replies[i], self.role) for i in retry]  # type: ignore[arg-type]
             retry_seeds = [seeds[i] + attempt + 1 for i in retry]
-            for i, completion in zip(
-                retry, self.backend.complete(retry_chats, self.sampling, retry_seeds), strict=True
-            ):
+            completions = self.backend.complete(retry_chats, [self.sampling] * len(retry), retry_seeds)
+            for i, completion in zip(retry, completions, strict=True):
                 previous = replies[i]
                 assert isinstance(previous, Reply)
                 fresh = self._reply(completion)

@@ -54,11 +54,16 @@ class ChatBackend(ABC):
 
     name: str
 
+    @property
+    def joint_key(self) -> object | None:
+        """Backends with the same key can complete chats of different agents in one call (one local model)."""
+        return None
+
     @abstractmethod
     def complete(
-        self, chats: Sequence[Chat], sampling: Sampling, seeds: Sequence[int]
+        self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
     ) -> list[Completion | AgentFailure]:
-        """Complete every chat with the same sampling settings; ``seeds`` has one seed per chat."""
+        """Complete every chat; ``samplings`` and ``seeds`` have one entry per chat."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model or client."""

@@ -83,12 +83,14 @@ class EndpointBackend(ChatBackend):
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=self._api_key, timeout=timeout, max_retries=0)
 
     def complete(
-        self, chats: Sequence[Chat], sampling: Sampling, seeds: Sequence[int]
+        self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
     ) -> list[Completion | AgentFailure]:
         async def all_chats() -> list[Completion | AgentFailure]:
-            return list(
-                await asyncio.gather(*(self._complete_one(c, sampling, s) for c, s in zip(chats, seeds, strict=False)))
+            pending = (
+                self._complete_one(chat, sampling, seed)
+                for chat, sampling, seed in zip(chats, samplings, seeds, strict=True)
             )
+            return list(await asyncio.gather(*pending))
 
         return self._loop.run(all_chats())
 

@@ -12,6 +12,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
 from counteroffer.agents.base import AgentFailure
 from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
 from counteroffer.agents.llm.bundled import BUNDLED_ALIASES, ensure_bundled_checkpoint
@@ -36,9 +39,6 @@ class GenerationOutput:
 
 class HFChatModel:
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "cpu", max_batch: int = 16) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.name = model
         self.path = resolve_model_path(model)
         self.device = device
@@ -61,31 +61,44 @@ class HFChatModel:
     def render(self, chat: Chat) -> str:
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, chats: Sequence[Chat], sampling: Sampling, seed: int) -> list[GenerationOutput]:
-        """Complete every chat; one ``generate`` call per chunk of ``max_batch`` chats of similar length."""
+    def generate(
+        self, chats: Sequence[Chat], sampling: Sampling | Sequence[Sampling], seed: int
+    ) -> list[GenerationOutput]:
+        """Complete every chat, with one sampling setting for all or one per chat.
+
+        One ``generate`` call per chunk of ``max_batch`` chats of similar length; chats with different settings
+        (a buyer at temperature 1.0 and a seller at 0.7 on the same model) share a call through per-row sampling.
+        """
+        samplings = [sampling] * len(chats) if isinstance(sampling, Sampling) else list(sampling)
+        if len(samplings) != len(chats):
+            raise ValueError(f"{len(samplings)} sampling settings for {len(chats)} chats")
         prompts = [self.render(chat) for chat in chats]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        outputs: list[GenerationOutput | None] = [None] * len(prompts)
+        outputs: list[GenerationOutput] = [GenerationOutput("", 0, 0)] * len(prompts)
         for start in range(0, len(order), self.max_batch):
             chunk = order[start : start + self.max_batch]
-            for index, output in zip(
-                chunk, self._generate_chunk([prompts[i] for i in chunk], sampling, seed + start), strict=False
-            ):
+            generated = self._generate_chunk([prompts[i] for i in chunk], [samplings[i] for i in chunk], seed + start)
+            for index, output in zip(chunk, generated, strict=True):
                 outputs[index] = output
-        return [o for o in outputs if o is not None]
+        return outputs
 
-    def _generate_chunk(self, prompts: list[str], sampling: Sampling, seed: int) -> list[GenerationOutput]:
-        import torch
-
+    def _generate_chunk(self, prompts: list[str], samplings: list[Sampling], seed: int) -> list[GenerationOutput]:
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        sample = sampling.temperature > 0
-        options = {"temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {}
+        first = samplings[0]
+        options: dict[str, object]
+        if any(s != first for s in samplings):
+            # Neutral built-in warpers; the per-row processor does temperature, top-p and greedy rows itself.
+            options = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+            options["logits_processor"] = LogitsProcessorList([PerRowSampling(samplings, self.device)])
+        elif first.temperature > 0:
+            options = {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p, "top_k": 0}
+        else:
+            options = {"do_sample": False}
         with self._lock, torch.inference_mode():
             torch.manual_seed(seed)
             generated = self.model.generate(
                 **encoded,
-                do_sample=sample,
-                max_new_tokens=sampling.max_new_tokens,
+                max_new_tokens=max(s.max_new_tokens for s in samplings),
                 eos_token_id=self.stop_token_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
                 **options,
@@ -94,11 +107,36 @@ class HFChatModel:
         prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         outputs = []
         stops = set(self.stop_token_ids)
-        for tokens, prompt_length in zip(new_tokens, prompt_lengths, strict=True):
+        for tokens, prompt_length, sampling in zip(new_tokens, prompt_lengths, samplings, strict=True):
+            tokens = tokens[: sampling.max_new_tokens]  # a row with a smaller budget stops at its own limit
             end = next((i for i, token in enumerate(tokens) if token in stops), len(tokens))
             text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
             outputs.append(GenerationOutput(text, int(prompt_length), end + (1 if end < len(tokens) else 0)))
         return outputs
+
+
+class PerRowSampling(LogitsProcessor):
+    """Temperature and top-p per batch row (temperature 0 = greedy), so one ``generate`` call can serve agents
+    with different sampling settings."""
+
+    def __init__(self, samplings: Sequence[Sampling], device: str) -> None:
+        self.temperature = torch.tensor([[max(s.temperature, 1e-6)] for s in samplings], device=device)
+        self.top_p = torch.tensor([[s.top_p] for s in samplings], device=device)
+        self.greedy = torch.tensor([[s.temperature == 0] for s in samplings], device=device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores / self.temperature
+        if bool((self.top_p < 1).any()):
+            ordered, indices = scores.sort(dim=-1, descending=True)
+            probabilities = ordered.softmax(dim=-1)
+            outside = probabilities.cumsum(dim=-1) - probabilities > self.top_p  # the top token always stays
+            ordered = ordered.masked_fill(outside, float("-inf"))
+            scores = torch.full_like(scores, float("-inf")).scatter(-1, indices, ordered)
+        if bool(self.greedy.any()):
+            best = scores.argmax(dim=-1, keepdim=True)
+            only_best = torch.full_like(scores, float("-inf")).scatter(-1, best, 0.0)
+            scores = torch.where(self.greedy, only_best, scores)
+        return scores
 
 
 _LOADED: dict[tuple[str, str, str], HFChatModel] = {}
@@ -124,12 +162,16 @@ class HFBackend(ChatBackend):
         self.model = model
         self.name = model.name
 
+    @property
+    def joint_key(self) -> object:
+        return self.model
+
     def complete(
-        self, chats: Sequence[Chat], sampling: Sampling, seeds: Sequence[int]
+        self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
     ) -> list[Completion | AgentFailure]:
         # One generate call serves the whole batch, so the batch shares one seed derived from its members'.
         batch_seed = sum(seeds) % 2**31
         return [
             Completion(out.text, prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens)
-            for out in self.model.generate(chats, sampling, batch_seed)
+            for out in self.model.generate(chats, samplings, batch_seed)
         ]
