@@ -148,3 +148,18 @@ def test_per_row_sampling_keeps_greedy_rows_greedy(chat_model) -> None:
     alone = chat_model.generate(chats[:1], greedy, seed=5)
     assert mixed[0].text == alone[0].text  # the greedy row is unaffected by its sampled neighbour
     assert mixed[1].completion_tokens <= 3  # each row keeps its own token budget
+
+
+@pytest.mark.slow
+def test_bundled_gguf_converts_once_to_a_plain_checkpoint(tmp_path: Path) -> None:
+    """The GGUF → safetensors conversion into an empty cache, then a load from that cache alone."""
+    from transformers import AutoConfig
+
+    from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
+
+    checkpoint = ensure_bundled_checkpoint(tmp_path)
+    assert (checkpoint / "model.safetensors").stat().st_size > 400e6  # fp32, dequantised
+    assert getattr(AutoConfig.from_pretrained(checkpoint), "quantization_config", None) is None
+    modified = (checkpoint / "model.safetensors").stat().st_mtime
+    assert ensure_bundled_checkpoint(tmp_path) == checkpoint  # cached: not converted again
+    assert (checkpoint / "model.safetensors").stat().st_mtime == modified
