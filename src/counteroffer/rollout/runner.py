@@ -65,8 +65,8 @@ class _Live:
     seller: Agent
 
 
-def _record(live: _Live, error: str | None = None) -> EpisodeRecord:
-    job, game = live.job, live.game
+def record_of(job: EpisodeJob, game: Negotiation, error: str | None = None) -> EpisodeRecord:
+    """The record of a finished (or, with ``error``, an errored) episode."""
     finished = error is None
     return EpisodeRecord(
         key=job.key,
@@ -96,7 +96,8 @@ def _turn_request(episode: _Live, agent: Agent) -> TurnRequest:
     )
 
 
-def _play(game: Negotiation, message: Message) -> None:
+def play_message(game: Negotiation, message: Message) -> None:
+    """Play an agent's message and record how it was produced (reasoning, re-asks, fallback)."""
     if isinstance(message, str):
         game.step(message)
         return
@@ -164,12 +165,12 @@ def run_episodes(
                     if isinstance(message, AgentFailure):
                         failed[id(episode)] = f"{agent.spec}: {message}"
                     else:
-                        _play(episode.game, message)
+                        play_message(episode.game, message)
         still_live = []
         for episode in live:
             error = failed.get(id(episode))
             if error is not None or episode.game.done:
-                on_finished(_record(episode, error))
+                on_finished(record_of(episode.job, episode.game, error))
                 played += 1
             else:
                 still_live.append(episode)
