@@ -163,3 +163,10 @@ def test_bundled_gguf_converts_once_to_a_plain_checkpoint(tmp_path: Path) -> Non
     modified = (checkpoint / "model.safetensors").stat().st_mtime
     assert ensure_bundled_checkpoint(tmp_path) == checkpoint  # cached: not converted again
     assert (checkpoint / "model.safetensors").stat().st_mtime == modified
+
+
+def test_a_model_that_cannot_be_loaded_is_a_clear_spec_error(tmp_path: Path) -> None:
+    from counteroffer.agents import AgentSpecError
+
+    with pytest.raises(AgentSpecError, match="cannot load model"):
+        make_agent(f"hf:{tmp_path / 'no-such-checkpoint'}", Role.BUYER)

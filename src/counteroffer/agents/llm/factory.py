@@ -75,7 +75,10 @@ def make_llm_agent(
         assert isinstance(settings, HFSettings)
         from counteroffer.agents.llm.hf import HFBackend, load_chat_model
 
-        backend = HFBackend(load_chat_model(name, settings.dtype, settings.device, settings.max_batch))
+        try:
+            backend = HFBackend(load_chat_model(name, settings.dtype, settings.device, settings.max_batch))
+        except (OSError, ValueError, RuntimeError) as exc:  # no such model or path, no network to a hub, no package
+            raise AgentSpecError(f"{spec}: cannot load model {name!r}: {exc}") from exc
     else:
         model, at, base_url = name.partition("@")
         if not at or not model or not base_url.startswith(("http://", "https://")):
