@@ -10,7 +10,7 @@ from rich.text import Text
 
 from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.summary import RowSummary
-from counteroffer.game.messages import ActionKind, Role
+from counteroffer.game.messages import ActionKind, Role, format_money
 from counteroffer.game.records import EpisodeRecord
 
 ROLE_STYLE = {Role.BUYER: "bold cyan", Role.SELLER: "bold magenta"}
@@ -18,7 +18,7 @@ TRAJECTORY_WIDTH = 56
 
 
 def _money(amount: float | None) -> str:
-    return "–" if amount is None else f"${amount:,.2f}"
+    return "–" if amount is None else format_money(amount)
 
 
 def transcript(record: EpisodeRecord, show_thoughts: bool = False) -> Group:

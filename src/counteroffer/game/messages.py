@@ -53,6 +53,11 @@ ROLE_ACTIONS: dict[Role, frozenset[ActionKind]] = {
 MAX_PRICE = 1e9
 
 
+def format_money(amount: float) -> str:
+    """A price as the game writes it everywhere: ``$1,299.50``."""
+    return f"${amount:,.2f}"
+
+
 class Action(msgspec.Struct, gc=False, frozen=True):
     """One action: its kind and, for BUY/SELL/DEAL, a price in dollars rounded to cents."""
 
@@ -60,7 +65,7 @@ class Action(msgspec.Struct, gc=False, frozen=True):
     price: float | None = None
 
     def render(self) -> str:
-        return f"[{self.kind}]" if self.price is None else f"[{self.kind}] ${self.price:,.2f}"
+        return f"[{self.kind}]" if self.price is None else f"[{self.kind}] {format_money(self.price)}"
 
 
 class FormatErrorKind(StrEnum):
@@ -78,6 +83,9 @@ class FormatErrorKind(StrEnum):
 class FormatError(msgspec.Struct, gc=False, frozen=True):
     kind: FormatErrorKind
     detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
 
 
 class ParsedMessage(msgspec.Struct, gc=False, frozen=True):

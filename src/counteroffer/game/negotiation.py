@@ -27,6 +27,7 @@ from counteroffer.game.messages import (
     FormatError,
     Role,
     format_message,
+    format_money,
     parse_action,
     parse_message,
 )
@@ -210,7 +211,7 @@ class Negotiation:
     def _apply_buyer(self, record: MessageRecord) -> None:
         action = record.action
         if action is None:
-            detail = f"{record.format_error.kind}: {record.format_error.detail}" if record.format_error else ""
+            detail = str(record.format_error or "")
             record.events.append(GameEvent(EventKind.BUYER_FORMAT_ERROR, Role.BUYER, self.turn, detail))
             self._end(Outcome.BUYER_FORMAT_ERROR)
             return
@@ -221,7 +222,7 @@ class Negotiation:
             assert action.price is not None
             if abs(action.price - self.last_sell) > PRICE_TOLERANCE:
                 self._buyer_error(
-                    record, f"[DEAL] ${action.price:,.2f} is not the seller's latest offer ${self.last_sell:,.2f}"
+                    record, f"{action.render()} is not the seller's latest offer {format_money(self.last_sell)}"
                 )
                 return
         record.shown_talk, record.shown_action = record.talk, action
@@ -242,19 +243,19 @@ class Negotiation:
         turn = self.turn
         action = record.action
         if action is None:
-            detail = f"{record.format_error.kind}: {record.format_error.detail}" if record.format_error else ""
+            detail = str(record.format_error or "")
             record.events.append(GameEvent(EventKind.SELLER_FORMAT_ERROR, Role.SELLER, turn, detail))
             action = Action(ActionKind.REJECT)
         elif action.kind is ActionKind.DEAL:
             assert action.price is not None
             if self.last_buy is None or abs(action.price - self.last_buy) > PRICE_TOLERANCE:
-                latest = "no offer" if self.last_buy is None else f"${self.last_buy:,.2f}"
+                latest = "no offer" if self.last_buy is None else format_money(self.last_buy)
                 record.events.append(
                     GameEvent(
                         EventKind.SELLER_PROTOCOL_ERROR,
                         Role.SELLER,
                         turn,
-                        f"[DEAL] ${action.price:,.2f} is not the buyer's latest offer ({latest})",
+                        f"{action.render()} is not the buyer's latest offer ({latest})",
                     )
                 )
                 action = Action(ActionKind.REJECT)

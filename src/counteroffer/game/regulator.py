@@ -36,11 +36,7 @@ def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | Non
         return talk, None
 
     def replace(match: re.Match[str]) -> str:
-        number = match.group(0).lstrip("$ ").replace(",", "")
-        try:
-            value = float(number)
-        except ValueError:
-            return match.group(0)
+        value = float(match.group(0).lstrip("$ \t").replace(",", ""))  # the pattern admits only digits here
         return REDACTED if abs(value - cost) < PRICE_TOLERANCE else match.group(0)
 
     redacted = _AMOUNT_RE.sub(replace, talk)

@@ -124,7 +124,7 @@ def _turn_seed(request: TurnRequest) -> int:
 
 def _reask_chat(chat: Chat, reply: Reply, role: Role) -> Chat:
     error = parse_message(reply.text, role)
-    detail = f"{error.kind}: {error.detail}" if isinstance(error, FormatError) else "format error"
+    detail = str(error) if isinstance(error, FormatError) else "format error"
     return [
         *chat,
         {"role": "assistant", "content": reply.text},

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import jinja2
 
-from counteroffer.game.messages import Role
+from counteroffer.agents.scripted.phrases import Persona
+from counteroffer.game.messages import Role, format_money
 from counteroffer.game.negotiation import RoleView
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "prompts"
-SELLER_PERSONAS = ("neutral", "begging", "insulting", "unyielding", "deceptive", "manipulative")
+SELLER_PERSONAS = tuple(persona.value for persona in Persona)  # one list of personas, scripted and LLM
 
 ChatMessage = dict[str, str]
 
@@ -40,10 +41,6 @@ def _cap(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + " …"
-
-
-def _money(amount: float) -> str:
-    return f"${amount:,.2f}"
 
 
 class PromptBuilder:
@@ -85,8 +82,8 @@ class PromptBuilder:
             "category": view.category,
             "description": _cap(view.description, self.config.description_chars),
             "features": _cap(view.features, self.config.features_chars),
-            "asking_price": _money(view.asking_price),
-            "private_value": _money(view.private_value),
+            "asking_price": format_money(view.asking_price),
+            "private_value": format_money(view.private_value),
             "max_turns": view.max_turns,
             "turn": view.turn,
             "is_last_turn": view.is_last_turn,

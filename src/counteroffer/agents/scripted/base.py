@@ -12,11 +12,11 @@ from counteroffer.agents.scripted.phrases import (
     SELLER_PHRASES,
     Persona,
     Situation,
-    money,
     pick,
 )
-from counteroffer.game.messages import Action, ActionKind, Role, format_message
+from counteroffer.game.messages import Action, ActionKind, Role, format_message, format_money
 from counteroffer.game.negotiation import RoleView
+from counteroffer.game.reward import PRICE_TOLERANCE
 
 
 def ceil_cents(amount: float) -> float:
@@ -65,15 +65,17 @@ class ScriptedAgent(Agent):
         view = request.view
         action = self.decide(view, request)
         situation = self._situation(view, action)
-        price = money(action.price) if action.price is not None else ""
+        price = format_money(action.price) if action.price is not None else ""
         if self.role is Role.BUYER:
             template = pick(BUYER_PHRASES[situation], request.seed, view.turn)
-            thought = f"My budget is {money(view.private_value)}; the seller asks {money(view.last_sell)}."
+            thought = (
+                f"My budget is {format_money(view.private_value)}; the seller asks {format_money(view.last_sell)}."
+            )
         else:
             template = pick(SELLER_PHRASES[self.persona][situation], request.seed, view.turn)
-            last = money(view.last_buy) if view.last_buy is not None else "nothing yet"
+            last = format_money(view.last_buy) if view.last_buy is not None else "nothing yet"
             thought = f"The buyer offers {last}; I must stay above my cost."
-        talk = template.format(title=view.title, price=price, asking=money(view.asking_price))
+        talk = template.format(title=view.title, price=price, asking=format_money(view.asking_price))
         return format_message(thought, talk, action)
 
     def _situation(self, view: RoleView, action: Action) -> Situation:
@@ -86,6 +88,6 @@ class ScriptedAgent(Agent):
         if self.role is Role.BUYER and view.turn == 1:
             return Situation.OPEN
         previous = self._own_last_offer(view)
-        if previous is not None and action.price is not None and abs(previous - action.price) < 0.005:
+        if previous is not None and action.price is not None and abs(previous - action.price) < PRICE_TOLERANCE:
             return Situation.HOLD
         return Situation.COUNTER

@@ -62,6 +62,7 @@ class OracleBuyer(ScriptedAgent):
                 f"the oracle buyer simulates its opponent and needs a scripted seller, not {opponent.spec!r}"
             )
         self._seller = opponent
+        self._plans.clear()  # plans were searched against the previous opponent
 
     def decide(self, view: RoleView, request: TurnRequest) -> Action:
         if request.scenario is None:

@@ -130,7 +130,3 @@ SELLER_PHRASES: dict[Persona, dict[Situation, tuple[str, ...]]] = {
 def pick(options: tuple[str, ...], seed: int, turn: int) -> str:
     """A deterministic choice that varies across episodes and turns (cheaper than seeding an RNG per message)."""
     return options[(seed * 2654435761 + turn * 40503) % len(options)]
-
-
-def money(amount: float) -> str:
-    return f"${amount:,.2f}"

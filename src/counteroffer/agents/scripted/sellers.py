@@ -15,6 +15,8 @@ half as fast.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from counteroffer.agents.base import TurnRequest
 from counteroffer.agents.scripted.base import ScriptedAgent, ceil_cents, progress, seller_floor
 from counteroffer.agents.scripted.phrases import Persona
@@ -35,12 +37,13 @@ class ScriptedSeller(ScriptedAgent):
             floor = ceil_cents(floor + UNYIELDING_MARGIN_KEPT * max(0.0, view.asking_price - floor))
         return floor
 
-    def target(self, view: RoleView) -> float:
-        """The price this seller would name now."""
-        raise NotImplementedError
+    @abstractmethod
+    def target(self, view: RoleView, floor: float) -> float:
+        """The price this seller would name now, given its floor."""
 
     def decide(self, view: RoleView, request: TurnRequest) -> Action:
-        target = max(self.floor(view), ceil_cents(self.target(view)))
+        floor = self.floor(view)
+        target = max(floor, ceil_cents(self.target(view, floor)))
         if view.last_buy is not None and view.last_buy >= target:
             return Action(ActionKind.DEAL, view.last_buy)
         return Action(ActionKind.SELL, target)
@@ -53,16 +56,14 @@ class ConcessionSeller(ScriptedSeller):
             raise ValueError(f"the concession exponent must be positive, got {exponent}")
         self.exponent = exponent / 2 if persona is Persona.UNYIELDING else exponent
 
-    def target(self, view: RoleView) -> float:
-        floor = self.floor(view)
+    def target(self, view: RoleView, floor: float) -> float:
         start = max(view.asking_price, floor)
         conceded = progress(view.turn, view.max_turns) ** (1 / self.exponent)
         return floor + (start - floor) * (1 - conceded)
 
 
 class TitForTatSeller(ScriptedSeller):
-    def target(self, view: RoleView) -> float:
-        floor = self.floor(view)
+    def target(self, view: RoleView, floor: float) -> float:
         previous = self._own_last_offer(view) or view.asking_price
         buys = [m.action.price for m in view.history if m.role is Role.BUYER and m.action.kind is ActionKind.BUY]
         if len(buys) >= 2:
@@ -73,7 +74,7 @@ class TitForTatSeller(ScriptedSeller):
 
 
 class UnyieldingSeller(ScriptedSeller):
-    def target(self, view: RoleView) -> float:
+    def target(self, view: RoleView, floor: float) -> float:
         if not view.is_last_turn:
             return view.asking_price
-        return (view.asking_price + self.floor(view)) / 2
+        return (view.asking_price + floor) / 2
