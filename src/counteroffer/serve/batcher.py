@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from counteroffer.agents.llm.backend import Chat, Sampling
-from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel
+from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel, batch_seed
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Batcher:
 
     async def _generate(self, sampling: Sampling, group: list[_Pending]) -> None:
         seeds = [p.seed for p in group if p.seed is not None]
-        seed = sum(seeds) % 2**31 if seeds else next(self._seeds) % 2**31
+        seed = batch_seed(seeds) if seeds else next(self._seeds) % 2**31
         self.stats.generate_calls += 1
         self.stats.batch_sizes[len(group)] += 1
         try:

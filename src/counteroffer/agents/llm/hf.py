@@ -30,6 +30,12 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def batch_seed(seeds: Sequence[int]) -> int:
+    """One generate call serves a whole batch, so the batch shares one seed derived from its members' seeds
+    (order-independent: the same requests give the same seed however they were queued)."""
+    return sum(seeds) % 2**31
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationOutput:
     text: str
@@ -169,9 +175,7 @@ class HFBackend(ChatBackend):
     def complete(
         self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
     ) -> list[Completion | AgentFailure]:
-        # One generate call serves the whole batch, so the batch shares one seed derived from its members'.
-        batch_seed = sum(seeds) % 2**31
         return [
             Completion(out.text, prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens)
-            for out in self.model.generate(chats, samplings, batch_seed)
+            for out in self.model.generate(chats, samplings, batch_seed(seeds))
         ]
