@@ -103,3 +103,15 @@ def test_templates_folder_overrides_by_file_name(tmp_path: Path) -> None:
     assert "Turn 1" in chat[1]["content"]  # the other templates still come from the package
     with pytest.raises(FileNotFoundError):
         PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("role", [Role.BUYER, Role.SELLER])
+def test_earlier_messages_read_the_same_at_every_turn(tmp_path: Path, role: Role) -> None:
+    """A later chat extends the earlier one: multi-turn training appends to the tokens the model saw."""
+    for name in ("buyer.j2", "seller.j2", "opening.j2"):
+        (tmp_path / name).write_text("Turn {{ turn }}{% if is_last_turn %} (last){% endif %}: {{ title }}")
+    builder = PromptBuilder(role, config=PromptConfig(templates_dir=tmp_path))
+    chats = [builder.chat(view) for view in _views_of_a_scripted_episode(make_scenario()) if view.role is role]
+    assert len(chats) >= 3
+    for earlier, later in zip(chats, chats[1:], strict=False):
+        assert later[: len(earlier)] == earlier

@@ -40,6 +40,8 @@ class PromptConfig:
 def _cap(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text
+    if limit == 0:
+        return ""
     return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
@@ -91,14 +93,19 @@ class PromptBuilder:
             "other_role": view.role.other.value,
         }
 
+    def _static_context(self, view: RoleView) -> dict[str, object]:
+        """The context of the messages that open the chat, rendered as at turn 1 whatever the current turn:
+        earlier messages must read the same at every turn (multi-turn training appends, never re-renders)."""
+        return {**self._context(view), "turn": 1, "is_last_turn": view.max_turns <= 1}
+
     def system_prompt(self, view: RoleView) -> str:
-        return self._system.render(self._context(view)).strip()
+        return self._system.render(self._static_context(view)).strip()
 
     def chat(self, view: RoleView) -> list[ChatMessage]:
         context = self._context(view)
-        messages: list[ChatMessage] = [{"role": "system", "content": self._system.render(context).strip()}]
+        messages: list[ChatMessage] = [{"role": "system", "content": self.system_prompt(view)}]
         if self.role is Role.BUYER:
-            messages.append({"role": "user", "content": self._opening.render(context).strip()})
+            messages.append({"role": "user", "content": self._opening.render(self._static_context(view)).strip()})
         own = iter(view.own_messages)
         for shown in view.history:
             if shown.role is self.role:
