@@ -76,7 +76,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
-        log.info("serving %s as %r (max batch %d, window %.1f ms)", model.path, served_name, max_batch, batch_window_ms)
+        log.info("serving %s as %r (max batch %d, window %.1f ms)", model.name, served_name, max_batch, batch_window_ms)
         try:
             yield
         finally:

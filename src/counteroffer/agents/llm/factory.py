@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,22 @@ class EndpointSettings(LLMSettings):
     backoff: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each retry")
 
 
+# Written next to a checkpoint trained by ``counteroffer train``: the prompt caps and turn length it learned, which
+# an ``hf:`` agent loading that folder uses as its defaults, so it is evaluated on the format it was trained on.
+AGENT_DEFAULTS_FILE = "counteroffer_agent.json"
+
+
+def agent_defaults(model: str) -> dict[str, str]:
+    """The ``hf:`` parameters a trained checkpoint folder asks for (none for any other model)."""
+    path = Path(model) / AGENT_DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    defaults = json.loads(path.read_text())
+    if defaults.get("prompts") is None:
+        defaults.pop("prompts", None)  # the packaged templates
+    return {key: "none" if value is None else str(value) for key, value in defaults.items()}
+
+
 def _settings(model: type[LLMSettings], spec: str, params: dict[str, str]) -> LLMSettings:
     try:
         return model(**params)
@@ -71,7 +88,8 @@ def make_llm_agent(
 ) -> LLMAgent:
     backend: ChatBackend
     if backend_name == "hf":
-        settings = _settings(HFSettings, spec, params)
+        # A checkpoint trained here says which prompt caps and turn length it learned; explicit params win.
+        settings = _settings(HFSettings, spec, {**agent_defaults(name), **params})
         assert isinstance(settings, HFSettings)
         from counteroffer.agents.llm.hf import HFBackend, load_chat_model
 

@@ -43,26 +43,50 @@ class GenerationOutput:
     completion_tokens: int
 
 
+def stop_token_ids(tokenizer) -> list[int]:  # noqa: ANN001 - any HF tokenizer
+    """The end-of-sequence token and whichever common end-of-turn markers the tokenizer knows."""
+    vocabulary = tokenizer.get_vocab()
+    stop_ids = {tokenizer.eos_token_id, *(vocabulary[t] for t in END_OF_TURN_TOKENS if t in vocabulary)}
+    return sorted(i for i in stop_ids if i is not None)
+
+
+TORCH_DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model_and_tokenizer(model: str, dtype: str = "auto", device: str = "cpu"):  # noqa: ANN201
+    """``from_pretrained`` for a model id, a path or the bundled alias, with a tokenizer that can pad."""
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {dtype!r}")
+    path = resolve_model_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = AutoModelForCausalLM.from_pretrained(path, dtype=TORCH_DTYPES[dtype]).to(device)
+    return loaded, tokenizer
+
+
 class HFChatModel:
-    def __init__(self, model: str, *, dtype: str = "auto", device: str = "cpu", max_batch: int = 16) -> None:
-        self.name = model
-        self.path = resolve_model_path(model)
-        self.device = device
+    """A loaded causal LM and its tokenizer, serving batched chat completions.
+
+    ``model`` may also be a model that is being trained (held-out evaluation during GRPO): generation switches it
+    to eval mode and back.
+    """
+
+    def __init__(self, name: str, model, tokenizer, *, max_batch: int = 16) -> None:  # noqa: ANN001
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
         self.max_batch = max_batch
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        if dtype not in torch_dtype:
-            raise ValueError(f"dtype must be one of {', '.join(torch_dtype)}, got {dtype!r}")
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch_dtype[dtype]).to(device)
-        self.model.eval()
-        vocabulary = self.tokenizer.get_vocab()
-        stop_ids = {self.tokenizer.eos_token_id, *(vocabulary[t] for t in END_OF_TURN_TOKENS if t in vocabulary)}
-        self.stop_token_ids = sorted(i for i in stop_ids if i is not None)
+        self.stop_token_ids = stop_token_ids(tokenizer)
         # generate() is not re-entrant; the server and agents may share one model from several threads.
         self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str, *, dtype: str = "auto", device: str = "cpu", max_batch: int = 16) -> HFChatModel:
+        loaded, tokenizer = load_model_and_tokenizer(model, dtype, device)
+        loaded.eval()
+        return cls(model, loaded, tokenizer, max_batch=max_batch)
 
     def render(self, chat: Chat) -> str:
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
@@ -89,7 +113,9 @@ class HFChatModel:
         return outputs
 
     def _generate_chunk(self, prompts: list[str], samplings: list[Sampling], seed: int) -> list[GenerationOutput]:
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        encoded = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        ).to(self.device)
         first = samplings[0]
         options: dict[str, object]
         if any(s != first for s in samplings):
@@ -101,14 +127,19 @@ class HFChatModel:
         else:
             options = {"do_sample": False}
         with self._lock, torch.inference_mode():
+            was_training = self.model.training
+            self.model.eval()
             torch.manual_seed(seed)
-            generated = self.model.generate(
-                **encoded,
-                max_new_tokens=max(s.max_new_tokens for s in samplings),
-                eos_token_id=self.stop_token_ids,
-                pad_token_id=self.tokenizer.pad_token_id,
-                **options,
-            )
+            try:
+                generated = self.model.generate(
+                    **encoded,
+                    max_new_tokens=max(s.max_new_tokens for s in samplings),
+                    eos_token_id=self.stop_token_ids,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    **options,
+                )
+            finally:
+                self.model.train(was_training)
         new_tokens = generated[:, encoded["input_ids"].shape[1] :].tolist()
         prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         outputs = []
@@ -157,7 +188,7 @@ def load_chat_model(model: str, dtype: str = "auto", device: str = "cpu", max_ba
     key = (resolve_model_path(model), dtype, device)
     with _LOADING:
         if key not in _LOADED:
-            _LOADED[key] = HFChatModel(model, dtype=dtype, device=device, max_batch=max_batch)
+            _LOADED[key] = HFChatModel.load(model, dtype=dtype, device=device, max_batch=max_batch)
         loaded = _LOADED[key]
         loaded.max_batch = max_batch
         return loaded
