@@ -18,6 +18,7 @@ from counteroffer.agents.scripted import (
     UnyieldingSeller,
 )
 from counteroffer.agents.scripted.base import floor_cents
+from counteroffer.agents.scripted.phrases import short_title
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.game import ActionKind, EpisodeRecord, Negotiation, Outcome, Role
 from counteroffer.game.reward import VALUE_EPSILON
@@ -296,3 +297,20 @@ def test_oracle_needs_a_scripted_opponent_and_the_scenario(test_split: list[Scen
         oracle.act([TurnRequest(game.view(Role.BUYER), seed=0)])
     with pytest.raises(RuntimeError, match="bind_opponent"):
         oracle.act([TurnRequest(game.view(Role.BUYER), seed=0, scenario=test_split[0])])
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("Apple iPad (10th Generation): with A14 Bionic chip, 10.9-inch Liquid Retina Display", "Apple iPad"),
+        ("Hasbro Gaming Monopoly Junior: Bluey Edition Board Game", "Hasbro Gaming Monopoly Junior"),
+        ("Kindle - Black", "Kindle"),
+        (
+            "New Bose QuietComfort Ultra Wireless Noise Cancelling Headphones with Spatial Audio",
+            "New Bose QuietComfort Ultra Wireless Noise",
+        ),
+        ("(Renewed) Phone", "(Renewed) Phone"),
+    ],
+)
+def test_scripted_messages_name_the_product_briefly(title: str, name: str) -> None:
+    assert short_title(title) == name

@@ -13,6 +13,7 @@ from counteroffer.agents.scripted.phrases import (
     Persona,
     Situation,
     pick,
+    short_title,
 )
 from counteroffer.game.messages import Action, ActionKind, Role, format_message, format_money
 from counteroffer.game.negotiation import RoleView
@@ -75,7 +76,7 @@ class ScriptedAgent(Agent):
             template = pick(SELLER_PHRASES[self.persona][situation], request.seed, view.turn)
             last = format_money(view.last_buy) if view.last_buy is not None else "nothing yet"
             thought = f"The buyer offers {last}; I must stay above my cost."
-        talk = template.format(title=view.title, price=price, asking=format_money(view.asking_price))
+        talk = template.format(title=short_title(view.title), price=price, asking=format_money(view.asking_price))
         return format_message(thought, talk, action)
 
     def _situation(self, view: RoleView, action: Action) -> Situation:

@@ -1,13 +1,25 @@
 """Talk templates for scripted agents, by persona and situation.
 
 The wording is chosen deterministically from the episode seed and turn, so a scripted episode is reproducible
-and different episodes read differently. Templates may use ``{title}``, ``{price}`` and ``{asking}``; none of
-them can state a private value, because the agents never pass one in.
+and different episodes read differently. Templates may use ``{title}`` (the :func:`short_title`), ``{price}`` and
+``{asking}``; none of them can state a private value, because the agents never pass one in.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+# Where a catalogue title stops naming the product and starts listing its specifications.
+_NAME_END = re.compile(r"\s*(?:[,:;(\[|]|\s[-\u2013\u2014]\s)")
+
+
+def short_title(title: str, max_words: int = 6) -> str:
+    """The product as a person names it in conversation: the title up to its first comma, colon, bracket or dash,
+    at most ``max_words`` words ("Apple iPad" for a 200-character Amazon title). Keeps scripted messages, and
+    the SFT demonstrations made from them, short."""
+    name = _NAME_END.split(title.strip(), maxsplit=1)[0].strip() or title.strip()
+    return " ".join(name.split()[:max_words])
 
 
 class Persona(StrEnum):
