@@ -247,5 +247,64 @@ def serve(
         _fail(exc)
 
 
+train_app = typer.Typer(help="Train the buyer: SFT warm start, then multi-turn GRPO.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+ConfigArgument = Annotated[Path, typer.Argument(help="training config (YAML), e.g. configs/cpu-smollm2.yaml")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="continue from the stage's last checkpoint")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a config field, e.g. --set grpo.steps=2 (YAML value); repeatable"),
+]
+
+
+def _train_config(config: Path, overrides: list[str] | None):  # noqa: ANN202
+    import yaml
+
+    from counteroffer.train import load_config
+
+    values = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
+        values[key.strip()] = yaml.safe_load(value)
+    return load_config(config, values)
+
+
+def _train(stage: str, config: Path, resume: bool, overrides: list[str] | None) -> None:
+    try:
+        from counteroffer.train import ConfigError, run_grpo, run_sft
+    except ImportError as exc:
+        _fail(ValueError(f"training needs the train extra: pip install 'counteroffer[llm,train]' ({exc})"))
+    try:
+        settings = _train_config(config, overrides)
+        final = (run_sft if stage == "sft" else run_grpo)(settings, resume=resume)
+    except (*USER_ERRORS, ConfigError) as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/] {stage} done: checkpoint {final} (use it as a buyer: --buyer hf:{final})")
+
+
+@train_app.command("sft")
+def train_sft(config: ConfigArgument, resume: ResumeOption = False, overrides: SetOption = None) -> None:
+    """Play scripted demonstrations on the train split and fine-tune on the buyer's turns (OUT/sft/final)."""
+    _train("sft", config, resume, overrides)
+
+
+@train_app.command("grpo")
+def train_grpo(config: ConfigArgument, resume: ResumeOption = False, overrides: SetOption = None) -> None:
+    """Multi-turn GRPO against the configured seller, from the SFT checkpoint by default (OUT/grpo/final)."""
+    _train("grpo", config, resume, overrides)
+
+
+@train_app.command("show-config")
+def train_show_config(config: ConfigArgument, overrides: SetOption = None) -> None:
+    """Validate a config and print it with every default filled in."""
+    try:
+        settings = _train_config(config, overrides)
+    except (*USER_ERRORS,) as exc:
+        _fail(exc)
+    console.print_json(settings.model_dump_json())
+
+
 def main() -> None:
     app()

@@ -49,6 +49,15 @@ _METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
 }
 
 
+def mean_metrics(metrics: Sequence[EpisodeMetrics]) -> dict[str, float | None]:
+    """Plain means of every metric (no intervals): for training logs, where a step has few episodes."""
+    means: dict[str, float | None] = {}
+    for name, read in _METRICS.items():
+        values = [v for v in map(read, metrics) if v is not None]
+        means[name] = sum(values) / len(values) if values else None
+    return means
+
+
 def summarize_group(metrics: Sequence[EpisodeMetrics], seed: int = 0) -> GroupSummary:
     estimates = {}
     for name, read in _METRICS.items():

@@ -1,0 +1,191 @@
+"""Training configs: one YAML file per recipe, validated by pydantic; every field says what it does.
+
+A file has a top-level part (the model, where outputs go, the data, the game, the prompt caps) and one section
+per stage: ``sft`` (the warm start), ``grpo`` (the RL stage) and ``evaluation`` (the held-out checks during
+GRPO). ``counteroffer train sft CONFIG`` and ``counteroffer train grpo CONFIG`` read the same file, so the GRPO
+stage starts from the SFT stage's output unless ``grpo.init`` says otherwise.
+
+The CPU and GPU recipes differ only in values: model, sizes, LoRA or full fine-tuning, ``generation`` (``hf``:
+the policy itself generates with ``transformers``; ``vllm``: TRL's vLLM server or colocated engine), the seller
+spec (scripted, or an LLM seller behind an OpenAI-compatible endpoint such as ``vllm serve``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from counteroffer.agents.llm.prompts import PromptConfig
+from counteroffer.catalog.recipes import CatalogName
+from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptSettings(Section):
+    templates_dir: Path | None = Field(
+        None, description="folder of Jinja templates overriding the packaged buyer prompts (buyer.j2, opening.j2, ...)"
+    )
+    description_chars: int | None = Field(
+        600, ge=0, description="cap on the product description in the buyer's prompt; null = the full text"
+    )
+    features_chars: int | None = Field(400, ge=0, description="cap on the feature list; null = the full text")
+
+
+class LoraSettings(Section):
+    """LoRA adapters (peft). Off = full fine-tuning."""
+
+    enabled: bool = Field(False, description="train LoRA adapters instead of all weights")
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: int = Field(32, ge=1, description="adapter scaling numerator (lora_alpha)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field(
+        "all-linear", description="modules that get adapters; 'all-linear' = every linear layer but the output head"
+    )
+
+
+class OptimSettings(Section):
+    learning_rate: float = Field(gt=0)
+    per_device_batch_size: int = Field(8, ge=1, description="sequences per forward/backward pass and process")
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    bf16: bool = Field(False, description="bfloat16 mixed precision (GPU)")
+    gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
+    save_steps: int = Field(10, ge=1, description="write a resumable checkpoint every K optimizer steps")
+    save_total_limit: int | None = Field(3, ge=1, description="keep at most this many checkpoints")
+    deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (multi-GPU); null = none")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+
+
+class SFTSettings(OptimSettings):
+    """The warm start: scripted demonstrations in the LLM buyer's exact prompt format, loss on buyer tokens."""
+
+    learning_rate: float = Field(5e-5, gt=0)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    demo_buyers: list[str] = Field(
+        default_factory=lambda: [
+            f"scripted:anchor?opening={opening}&concession={concession}"
+            for opening in (0.3, 0.5, 0.7, 0.9)
+            for concession in (0.3, 1.0, 3.0)
+        ],
+        min_length=1,
+        description="scripted buyer specs whose episodes become demonstrations (several anchor/concession settings)",
+    )
+    seller: str = Field("scripted:linear", description="the seller the demonstrations are played against")
+    persona: str = Field("neutral", description="seller persona")
+    scenarios: int | None = Field(None, ge=1, description="use only the first K train scenarios; null = all")
+    rollouts: int = Field(1, ge=1, description="episodes per scenario and demo buyer")
+    max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
+    epochs: float = Field(1.0, gt=0)
+    max_length: int = Field(2048, ge=64, description="tokens per demonstration; longer ones are dropped")
+
+
+class GenerationSettings(Section):
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="hf: the policy generates with transformers (CPU, small GPUs); vllm: TRL's vLLM engine"
+    )
+    vllm_mode: Literal["server", "colocate"] = Field(
+        "server", description="vllm only: a `trl vllm-serve` process (server) or an engine inside each process"
+    )
+    vllm_server_base_url: str | None = Field(None, description="vllm server mode: http://HOST:PORT of trl vllm-serve")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm colocate: GPU memory share")
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm colocate: tensor parallel size")
+
+
+class GRPOSettings(OptimSettings):
+    """Multi-turn GRPO: every step plays ``products_per_step`` × ``group_size`` full episodes."""
+
+    learning_rate: float = Field(3e-5, gt=0, description="the paper: 3e-5")
+    init: str | None = Field(
+        None, description="model to start from; null = the SFT stage's final checkpoint (OUT/sft/final)"
+    )
+    seller: str = Field("scripted:linear", description="training seller spec (always regulated by the game)")
+    persona: str = Field("neutral", description="seller persona during training")
+    products_per_step: int = Field(64, ge=1, description="train products per optimizer step (the paper: 64)")
+    group_size: int = Field(8, ge=2, description="rollouts per product; advantages are relative within it")
+    steps: int = Field(60, ge=1, description="optimizer steps (the paper: about 60)")
+    beta: float = Field(0.0, ge=0, description="KL coefficient to the initial model (the paper: 0)")
+    temperature: float = Field(1.0, gt=0, description="buyer sampling temperature (the paper: 1.0)")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(96, ge=1, description="tokens the buyer may write per turn")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the group's reward std (group), the batch's, or not at all"
+    )
+    loss_type: str = Field("dapo", description="TRL GRPO loss aggregation (grpo, dapo, dr_grpo, bnpo, ...)")
+    epsilon: float = Field(0.2, gt=0, description="PPO clip range")
+    episodes_per_batch: int = Field(256, ge=1, description="episodes in flight at once during a rollout")
+    sample_transcripts: int = Field(2, ge=0, description="transcripts written to the train log per step")
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    save_steps: int = Field(5, ge=1, description="write a resumable checkpoint every K steps")
+
+
+class EvaluationSettings(Section):
+    """Held-out evaluation on the test split during GRPO (and by the experiment scripts)."""
+
+    every_steps: int = Field(0, ge=0, description="evaluate every K GRPO steps; 0 = never during training")
+    split: str = Field("test", description="scenario split to evaluate on")
+    scenarios: int | None = Field(None, ge=1, description="only the first K scenarios of the split; null = all")
+    rollouts: int = Field(1, ge=1, description="episodes per scenario")
+    seller: str = Field("scripted:linear", description="evaluation seller spec")
+    persona: str = Field("neutral")
+    temperature: float = Field(1.0, ge=0, description="buyer temperature during evaluation (0 = greedy)")
+    max_batch: int = Field(64, ge=1, description="sequences per generate call")
+
+
+class TrainConfig(Section):
+    model: str = Field("smollm2-135m", description="base model: a HF id, a local path, or smollm2-135m (bundled)")
+    out: Path = Field(Path("runs/train"), description="run folder: OUT/sft, OUT/grpo")
+    seed: int = 0
+    catalog: CatalogName = "amazon"
+    data_root: str | None = Field(None, description="catalogue folder; null = the usual search order")
+    max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1, description="turn limit of every training episode")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="weights' dtype")
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+
+    def prompt_config(self) -> PromptConfig:
+        """The buyer's prompt format, the same in SFT, GRPO, evaluation and the saved checkpoint's defaults."""
+        return PromptConfig(self.prompts.templates_dir, self.prompts.description_chars, self.prompts.features_chars)
+
+    @property
+    def sft_dir(self) -> Path:
+        return self.out / "sft"
+
+    @property
+    def grpo_dir(self) -> Path:
+        return self.out / "grpo"
+
+
+class ConfigError(ValueError):
+    """A training config file that cannot be read or does not validate; the message names file and fields."""
+
+
+def load_config(path: Path, overrides: dict[str, object] | None = None) -> TrainConfig:
+    """Read and validate a YAML config; ``overrides`` are dotted keys (``grpo.steps``) set on top of the file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None

@@ -1,0 +1,72 @@
+"""What a training run writes as it goes: ``train_log.jsonl`` (one line per step, plus held-out evaluations) and
+the same numbers as TensorBoard scalars in ``tensorboard/``.
+
+A GRPO step's line has the trainer's numbers (loss, learning rate, grad norm, ...), the game metrics of the
+step's rollouts (``game``: reward, deal rate, bargained ratio, overshoot rate, first-offer ratio, turns,
+format-error rate, ...) and a few sample transcripts. A held-out evaluation adds a line with ``"kind": "eval"``.
+Only the main process writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from counteroffer.game.records import EpisodeRecord
+
+LOG_FILE = "train_log.jsonl"
+
+
+def transcript(record: EpisodeRecord) -> str:
+    """A readable transcript of one episode for the log."""
+    scenario = record.scenario
+    lines = [
+        f"{scenario.product.title[:80]} | budget {scenario.budget:.2f} cost {scenario.cost:.2f} "
+        f"asking {scenario.asking_price:.2f} | {record.outcome} at {record.price} | reward {record.reward:.3f}"
+    ]
+    lines += [f"[{m.role} {m.turn}] {m.raw}" for m in record.messages]
+    return "\n".join(lines)
+
+
+class TrainLog(TrainerCallback):
+    """Collects what the rollouts and evaluations report and writes it at each of the trainer's log events."""
+
+    def __init__(self, out: Path, enabled: bool = True) -> None:
+        self.path = out / LOG_FILE
+        self.enabled = enabled
+        self.pending: dict[str, Any] = {}
+        self._writer = None
+        if enabled:
+            out.mkdir(parents=True, exist_ok=True)
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+
+    def add(self, **fields: Any) -> None:
+        """Attach fields (``game=…``, ``samples=…``) to the next step's line."""
+        self.pending.update(fields)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+        step = entry["step"]
+        for section in ("trainer", "game"):
+            for name, value in (entry.get(section) or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    prefix = entry["kind"] if section == "game" else section
+                    self._writer.add_scalar(f"{prefix}/{name}", value, step)
+        self._writer.flush()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201 - TrainerCallback API
+        if state.is_world_process_zero and logs is not None and "train_runtime" not in logs:
+            self.write({"kind": "train", "step": state.global_step, "trainer": dict(logs), **self.pending})
+        self.pending = {}
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self._writer is not None:
+            self._writer.close()

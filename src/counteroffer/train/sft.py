@@ -1,0 +1,138 @@
+"""The SFT warm start: scripted demonstrations, rendered exactly as the LLM buyer sees its turns.
+
+:func:`make_demonstrations` plays each demo buyer against the training seller on the *train* split and keeps an
+episode only when it ended in a deal within the budget with a positive reward. :func:`demonstration_tokens`
+replays a kept episode through the game, builds the buyer's chat at each of its turns with the same prompt
+builder the ``hf:`` agent uses, and produces one token sequence per episode with labels on the buyer's own
+tokens only (every prompt, seller and game token is ``-100``). :func:`run_sft` fine-tunes with TRL's
+``SFTTrainer`` on those sequences and writes ``OUT/sft/final``, a checkpoint ``hf:OUT/sft/final`` loads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import msgspec
+
+from counteroffer.agents.llm.hf import stop_token_ids
+from counteroffer.agents.llm.prompts import PromptBuilder
+from counteroffer.agents.registry import make_agent
+from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.game.messages import Role
+from counteroffer.game.negotiation import GameConfig, Negotiation
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
+from counteroffer.game.reward import PRICE_TOLERANCE
+from counteroffer.rollout.runner import plan_jobs, run_episodes
+from counteroffer.train.config import TrainConfig
+from counteroffer.train.model import load_trainable, peft_config, save_final
+from counteroffer.train.stage import start_stage, trainer_arguments
+from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
+
+DEMOS_FILE = "demos.jsonl"
+IGNORE_INDEX = -100  # the label transformers' loss skips
+
+
+def is_good_demonstration(record: EpisodeRecord) -> bool:
+    """A deal within the budget that earned the buyer a positive reward."""
+    return (
+        record.status is EpisodeStatus.OK
+        and record.outcome is Outcome.DEAL
+        and record.price is not None
+        and record.price <= record.scenario.budget + PRICE_TOLERANCE
+        and record.reward > 0
+    )
+
+
+def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
+    settings = config.sft
+    scenarios = load_scenarios(config.catalog, "train", data_root=config.data_root, limit=settings.scenarios).scenarios
+    seller = make_agent(settings.seller, Role.SELLER, settings.persona)
+    buyers = {spec: make_agent(spec, Role.BUYER) for spec in settings.demo_buyers}
+    for buyer in buyers.values():
+        buyer.bind_opponent(seller)
+    jobs = plan_jobs(scenarios, settings.demo_buyers, settings.seller, settings.persona, settings.rollouts, config.seed)
+    records: list[EpisodeRecord] = []
+    try:
+        run_episodes(
+            jobs, lambda job: (buyers[job.buyer], seller), records.append, config=GameConfig(max_turns=config.max_turns)
+        )
+    finally:
+        seller.close()
+        for buyer in buyers.values():
+            buyer.close()
+    order = {job.key: i for i, job in enumerate(jobs)}
+    kept = sorted((r for r in records if is_good_demonstration(r)), key=lambda r: order[r.key])
+    if settings.max_demos is not None and len(kept) > settings.max_demos:
+        kept = sorted(random.Random(config.seed).sample(kept, settings.max_demos), key=lambda r: order[r.key])
+    return kept
+
+
+def demonstration_tokens(record: EpisodeRecord, prompts: PromptBuilder, chat_tokenizer: ChatTokenizer) -> EpisodeTokens:
+    """The episode as the buyer model would have seen and written it, turn by turn."""
+    game = Negotiation(record.scenario, GameConfig(max_turns=record.max_turns))
+    tokens = EpisodeTokens()
+    for message in record.messages:
+        if message.role is Role.BUYER:
+            tokens.observe(prompts.chat(game.view(Role.BUYER)), chat_tokenizer)
+            tokens.add_written(message.raw, chat_tokenizer)
+        game.step(message.raw)
+    return tokens
+
+
+def sft_example(tokens: EpisodeTokens) -> dict[str, list[int]]:
+    ids = tokens.ids
+    labels = [IGNORE_INDEX] * len(tokens.prompt_ids) + [
+        token if trained else IGNORE_INDEX for token, trained in zip(tokens.completion_ids, tokens.mask, strict=True)
+    ]
+    return {"input_ids": ids, "labels": labels}
+
+
+def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
+    """Make demonstrations and fine-tune on them; returns ``OUT/sft/final``."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    settings = config.sft
+    out = config.sft_dir
+    checkpoint, log = start_stage(out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    demos = make_demonstrations(config)
+    if not demos:
+        raise ValueError("no demonstration ended in a deal within budget: check sft.demo_buyers and sft.seller")
+    with (out / DEMOS_FILE).open("wb") as file:
+        for record in demos:
+            file.write(msgspec.json.encode(record) + b"\n")
+    model, tokenizer = load_trainable(config.model, config.dtype)
+    chat_tokenizer = ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+    prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
+    examples = [sft_example(demonstration_tokens(record, prompts, chat_tokenizer)) for record in demos]
+    kept = [e for e in examples if len(e["input_ids"]) <= settings.max_length]
+    log.write(
+        {
+            "kind": "data",
+            "step": 0,
+            "demonstrations": len(demos),
+            "too_long": len(examples) - len(kept),
+            "tokens": sum(len(e["input_ids"]) for e in kept),
+        }
+    )
+    args = SFTConfig(
+        **trainer_arguments(settings, out, config.seed),
+        num_train_epochs=settings.epochs,
+        lr_scheduler_type="cosine",
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(kept),
+        processing_class=tokenizer,
+        peft_config=peft_config(settings.lora),
+        callbacks=[log],
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return save_final(trainer, out, config.prompts, config.grpo.max_new_tokens)

@@ -1,0 +1,58 @@
+"""What the SFT and GRPO stages share: trainer arguments from a config section, checkpoints and resume, the log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from counteroffer.train.config import OptimSettings
+from counteroffer.train.logs import TrainLog
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder the trainer wrote in ``folder``, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+
+
+def is_main_process() -> bool:
+    """Rank 0, before the trainer has set up distributed state (``accelerate launch`` sets ``RANK``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def start_stage(out: Path, resume: bool) -> tuple[Path | None, TrainLog]:
+    """The checkpoint to resume from (``None``: start fresh) and the stage's log.
+
+    Starting fresh over existing checkpoints is refused, so a second run never silently mixes with the first.
+    """
+    checkpoint = last_checkpoint(out)
+    if checkpoint is not None and not resume:
+        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
+    return checkpoint, TrainLog(out, enabled=is_main_process())
+
+
+def trainer_arguments(settings: OptimSettings, out: Path, seed: int) -> dict[str, Any]:
+    """The ``TrainingArguments`` both stages set the same way from their config section."""
+    import torch
+
+    return {
+        "output_dir": str(out),
+        "seed": seed,
+        "learning_rate": settings.learning_rate,
+        "warmup_steps": settings.warmup_ratio,  # below 1: a fraction of the steps
+        "weight_decay": settings.weight_decay,
+        "max_grad_norm": settings.max_grad_norm,
+        "per_device_train_batch_size": settings.per_device_batch_size,
+        "bf16": settings.bf16,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "deepspeed": str(settings.deepspeed) if settings.deepspeed else None,
+        "save_strategy": "steps",
+        "save_steps": settings.save_steps,
+        "save_total_limit": settings.save_total_limit,
+        "logging_steps": 1,
+        "report_to": "none",  # TrainLog writes train_log.jsonl and TensorBoard itself
+        "use_cpu": not torch.cuda.is_available(),
+        "dataloader_num_workers": 0,
+    }

