@@ -120,14 +120,17 @@ class EpisodeRollout:
 
     def _report(self, records: list[EpisodeRecord], trainer, step: int) -> None:  # noqa: ANN001
         """Game metrics over every process's episodes (a collective: each process calls it once per step)."""
-        gathered = trainer.accelerator.gather_object(records) if trainer.accelerator.num_processes > 1 else records
+        if trainer.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            records = gather_object(records)
         if not trainer.accelerator.is_main_process:
             return
-        scored = [r.metrics for r in gathered if r.status is EpisodeStatus.OK and r.metrics is not None]
+        scored = [r.metrics for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
         game = mean_metrics(scored)
-        game["episodes"] = len(gathered)
-        game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in gathered)
-        samples = random.Random(step).sample(gathered, min(self.config.grpo.sample_transcripts, len(gathered)))
+        game["episodes"] = len(records)
+        game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in records)
+        samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
         self.log.add(game=game, samples=[transcript(r) for r in samples])
 
 
