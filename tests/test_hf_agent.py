@@ -81,6 +81,7 @@ def test_buyer_and_seller_share_one_loaded_model() -> None:
     assert buyer.sampling.temperature == 1.0 and seller.sampling.temperature == 0.7  # type: ignore[attr-defined]
 
 
+@pytest.mark.timeout(600)  # every seller turn is a real generation, re-asked when malformed
 def test_regulated_llm_seller_never_sells_below_cost(shared_data: Path, tmp_path: Path) -> None:
     seller = f"hf:{MODEL}?max_new_tokens=16&reasks=1"
     result = run_bench(small_bench(tmp_path, shared_data, ["scripted:anchor"], seller, persona="insulting"))
