@@ -43,7 +43,7 @@ def model_and_tokenizer():
 @pytest.fixture(scope="module")
 def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
     tokenizer = model_and_tokenizer[1]
-    return ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+    return ChatTokenizer(tokenizer)
 
 
 @pytest.mark.parametrize("name", ["cpu-smollm2.yaml", "paper-qwen3-30b-a3b.yaml"])
@@ -136,7 +136,7 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(model_and_tokenizer) 
         "{% if m.role == 'assistant' and not loop.last %}(earlier reply){% else %}{{ m.content }}{% endif %}"
         "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
-    chat_tokenizer = ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+    chat_tokenizer = ChatTokenizer(tokenizer)
     tokens = EpisodeTokens()
     chat = [{"role": "system", "content": "rules"}, {"role": "user", "content": "turn 1"}]
     tokens.observe(chat, chat_tokenizer)

@@ -90,6 +90,7 @@ class GenerationSettings(Section):
     backend: Literal["hf", "vllm"] = Field(
         "hf", description="hf: the policy generates with transformers (CPU, small GPUs); vllm: TRL's vLLM engine"
     )
+    max_batch: int = Field(64, ge=1, description="hf: sequences per generate call during rollouts")
     vllm_mode: Literal["server", "colocate"] = Field(
         "server", description="vllm only: a `trl vllm-serve` process (server) or an engine inside each process"
     )

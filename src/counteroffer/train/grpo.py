@@ -21,7 +21,7 @@ from typing import Any
 from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.agent import LLMAgent
 from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import HFBackend, HFChatModel, stop_token_ids
+from counteroffer.agents.llm.hf import HFBackend, HFChatModel
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
@@ -61,7 +61,7 @@ class EpisodeRollout:
 
     def _setup(self, trainer) -> None:  # noqa: ANN001
         tokenizer = trainer.processing_class
-        self._chat_tokenizer = ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+        self._chat_tokenizer = ChatTokenizer(tokenizer)
         if trainer.args.use_vllm:
             self._generator = VLLMGenerator(trainer)
         else:
@@ -69,8 +69,8 @@ class EpisodeRollout:
             self._generator = TransformersGenerator(
                 model,
                 tokenizer.pad_token_id,
-                stop_token_ids(tokenizer),
-                self.config.evaluation.max_batch,
+                self._chat_tokenizer.stop_token_ids,
+                self.config.grpo.generation.max_batch,
                 bf16=trainer.args.bf16,
             )
 

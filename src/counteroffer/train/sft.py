@@ -16,7 +16,6 @@ from pathlib import Path
 
 import msgspec
 
-from counteroffer.agents.llm.hf import stop_token_ids
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.recipes import load_scenarios
@@ -106,7 +105,7 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
         for record in demos:
             file.write(msgspec.json.encode(record) + b"\n")
     model, tokenizer = load_trainable(config.model, config.dtype)
-    chat_tokenizer = ChatTokenizer(tokenizer, stop_token_ids(tokenizer))
+    chat_tokenizer = ChatTokenizer(tokenizer)
     prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
     examples = [sft_example(demonstration_tokens(record, prompts, chat_tokenizer)) for record in demos]
     kept = [e for e in examples if len(e["input_ids"]) <= settings.max_length]

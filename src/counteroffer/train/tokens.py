@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from counteroffer.agents.llm.backend import Chat
+from counteroffer.agents.llm.hf import stop_token_ids
 
 # An assistant message the template cannot mistake for anything else; where it lands splits old text from new.
 _SENTINEL = "\u2063COUNTEROFFER-SENTINEL\u2063"
@@ -29,9 +30,9 @@ class TemplateDriftError(RuntimeError):
 class ChatTokenizer:
     """The chat template and tokenizer of one model, with the end-of-turn token it stops on."""
 
-    def __init__(self, tokenizer, stop_token_ids: Sequence[int]) -> None:  # noqa: ANN001 - any HF tokenizer
+    def __init__(self, tokenizer) -> None:  # noqa: ANN001 - any HF tokenizer
         self.tokenizer = tokenizer
-        self.stop_token_ids = frozenset(stop_token_ids)
+        self.stop_token_ids = frozenset(stop_token_ids(tokenizer))
         # The token that closes an assistant turn in the template: the first stop token the template emits.
         probe = self.render([{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}], False)
         after = probe[probe.index(_SENTINEL) + len(_SENTINEL) :]
