@@ -93,19 +93,21 @@ class PromptBuilder:
             "other_role": view.role.other.value,
         }
 
-    def _static_context(self, view: RoleView) -> dict[str, object]:
+    @staticmethod
+    def _as_at_turn_1(context: dict[str, object], view: RoleView) -> dict[str, object]:
         """The context of the messages that open the chat, rendered as at turn 1 whatever the current turn:
         earlier messages must read the same at every turn (multi-turn training appends, never re-renders)."""
-        return {**self._context(view), "turn": 1, "is_last_turn": view.max_turns <= 1}
+        return {**context, "turn": 1, "is_last_turn": view.max_turns <= 1}
 
     def system_prompt(self, view: RoleView) -> str:
-        return self._system.render(self._static_context(view)).strip()
+        return self._system.render(self._as_at_turn_1(self._context(view), view)).strip()
 
     def chat(self, view: RoleView) -> list[ChatMessage]:
         context = self._context(view)
-        messages: list[ChatMessage] = [{"role": "system", "content": self.system_prompt(view)}]
+        opening = self._as_at_turn_1(context, view)
+        messages: list[ChatMessage] = [{"role": "system", "content": self._system.render(opening).strip()}]
         if self.role is Role.BUYER:
-            messages.append({"role": "user", "content": self._opening.render(self._static_context(view)).strip()})
+            messages.append({"role": "user", "content": self._opening.render(opening).strip()})
         own = iter(view.own_messages)
         for shown in view.history:
             if shown.role is self.role:
