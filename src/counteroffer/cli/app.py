@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -16,9 +17,11 @@ from counteroffer.catalog.download import DataDownloadError, download_data, reso
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.cli.render import bench_table, transcript
+from counteroffer.analysis.tables import suite_tables, write_tables
+from counteroffer.cli.render import bench_table, paper_table, transcript
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.evaluate.play import play_episode
+from counteroffer.evaluate.suite import Cell, load_suite, run_suite
 from counteroffer.rollout.store import EpisodeStoreError
 
 app = typer.Typer(
@@ -44,6 +47,13 @@ PersonaOption = Annotated[
 ]
 SellerOption = Annotated[str, typer.Option("--seller", help="seller agent spec, e.g. scripted:boulware")]
 TurnsOption = Annotated[int, typer.Option("--max-turns", min=1, help="turn limit (a turn = buyer message + reply)")]
+PROGRESS_COLUMNS = (
+    TextColumn("[progress.description]{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+    TimeRemainingColumn(),
+)
 # EpisodeStoreError: a corrupt line in an existing --out episodes file; its message says which line and what to do.
 USER_ERRORS = (AgentSpecError, CatalogError, DataNotFoundError, DataDownloadError, EpisodeStoreError, ValueError)
 
@@ -97,14 +107,7 @@ def bench(
             data_root=data,
             out=out,
         )
-        columns = (
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=errors, transient=True) as progress:
+        with Progress(*PROGRESS_COLUMNS, console=errors, transient=True) as progress:
             task = progress.add_task("episodes", total=None)
             result = run_bench(
                 config,
@@ -257,18 +260,21 @@ SetOption = Annotated[
 ]
 
 
-def _train_config(config: Path, overrides: list[str] | None):  # noqa: ANN202
-    import yaml
-
-    from counteroffer.train import load_config
-
+def _overrides(items: list[str] | None) -> dict[str, object]:
+    """``--set a.b=value`` options as dotted keys with YAML values."""
     values = {}
-    for item in overrides or []:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
         values[key.strip()] = yaml.safe_load(value)
-    return load_config(config, values)
+    return values
+
+
+def _train_config(config: Path, overrides: list[str] | None):  # noqa: ANN202
+    from counteroffer.train import load_config
+
+    return load_config(config, _overrides(overrides))
 
 
 def _train(stage: str, config: Path, resume: bool, overrides: list[str] | None) -> None:
@@ -304,6 +310,34 @@ def train_show_config(config: ConfigArgument, overrides: SetOption = None) -> No
     except (*USER_ERRORS,) as exc:
         _fail(exc)
     console.print_json(settings.model_dump_json())
+
+
+@app.command()
+def evaluate(
+    suite: Annotated[Path, typer.Argument(help="suite file (YAML), e.g. configs/suite-cpu.yaml")],
+    overrides: SetOption = None,
+) -> None:
+    """Run an evaluation suite (every buyer against each table's sellers, personas and catalogues) and print and
+    write the paper's tables: OUT/tables.md and OUT/tables.json.
+
+    Resumable: a re-run skips finished episodes, so buyers or tables can be added to a suite and run again.
+    """
+    try:
+        config = load_suite(suite, _overrides(overrides))
+        with Progress(*PROGRESS_COLUMNS, console=errors, transient=True) as progress:
+            task = progress.add_task("cell", total=None)
+
+            def cell_started(cell: Cell, pending: int) -> None:
+                progress.update(task, description=f"{cell.folder.relative_to('cells')}", total=pending, completed=0)
+
+            run_suite(config, on_cell=cell_started, on_episode=lambda _: progress.advance(task))
+    except USER_ERRORS as exc:
+        _fail(exc)
+    tables = suite_tables(config)
+    for table in tables:
+        console.print(paper_table(table))
+    markdown, data = write_tables(config.out, tables)
+    console.print(f"[dim]{markdown} · {data} · episodes under {config.out / 'cells'}[/]")
 
 
 def main() -> None:

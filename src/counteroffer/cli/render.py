@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.summary import RowSummary
 from counteroffer.game.messages import ActionKind, Role, format_money
@@ -129,3 +130,19 @@ def _plain(estimate: Estimate, digits: int = 3, percent: bool = False) -> str:
     if estimate.mean is None:
         return "–"
     return f"{estimate.mean * 100:.1f}%" if percent else f"{estimate.mean:.{digits}f}"
+
+
+def paper_table(table: PaperTable) -> Table:
+    """A suite table in the paper's layout; the oracle's row (the upper bound) is dimmed."""
+    rich_table = Table(title=table.title, title_justify="left", caption="± is half the 95% bootstrap interval")
+    rich_table.add_column("buyer", no_wrap=True)
+    if table.condition_label:
+        rich_table.add_column(table.condition_label)
+    rich_table.add_column("n", justify="right")
+    for column in COLUMNS:
+        rich_table.add_column(column.header, justify="right")
+    for row in table.rows:
+        cells = [row.summary.buyer] + ([row.condition] if table.condition_label else []) + [str(row.summary.episodes)]
+        cells += [format_cell(column.value(row), column.percent) for column in COLUMNS]
+        rich_table.add_row(*cells, style="dim" if row.is_oracle else None)
+    return rich_table

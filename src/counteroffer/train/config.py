@@ -15,12 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.catalog.recipes import CatalogName
+from counteroffer.config_file import ConfigError, load_yaml_model
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
+
+__all__ = ["ConfigError", "TrainConfig", "load_config"]
 
 
 class Section(BaseModel):
@@ -165,28 +167,6 @@ class TrainConfig(Section):
         return self.out / "grpo"
 
 
-class ConfigError(ValueError):
-    """A training config file that cannot be read or does not validate; the message names file and fields."""
-
-
 def load_config(path: Path, overrides: dict[str, object] | None = None) -> TrainConfig:
     """Read and validate a YAML config; ``overrides`` are dotted keys (``grpo.steps``) set on top of the file."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    return load_yaml_model(path, TrainConfig, overrides)

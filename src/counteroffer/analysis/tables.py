@@ -1,0 +1,178 @@
+"""The paper's evaluation tables, built from episode records.
+
+A table has one row per buyer and condition (a seller persona, a catalogue, or nothing for a single-condition
+table) with the paper's metrics and 95% bootstrap intervals, split by mutual interest (MI: budget above cost) and
+conflicting interest (CI). The bargained ratio is reported over MI deals only: a CI deal is always a budget
+overshoot and its ratio (B − P)/(B − C) is positive and above 1, which says nothing about bargaining.
+
+When the cell also holds the oracle buyer's episodes, each row gets the oracle's mean reward under the same
+condition (the reachable upper bound: it knows the seller's strategy and cost) and the buyer's share of it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from counteroffer.evaluate.stats import Estimate
+from counteroffer.evaluate.suite import SuiteConfig, cell_records, table_cells
+from counteroffer.evaluate.summary import RowSummary, summarize
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus
+
+
+class TableRow(BaseModel):
+    condition: str  # the persona or catalogue of this row; "" in a single-condition table
+    summary: RowSummary
+    oracle_reward: float | None  # the oracle's mean reward under the same condition
+    oracle_share: float | None  # this buyer's mean reward / the oracle's, when the oracle's is positive
+    is_oracle: bool = False  # the oracle's own row, the table's upper bound
+
+
+class PaperTable(BaseModel):
+    name: str
+    title: str
+    condition_label: str  # "persona", "catalogue", ... ; "" when the table has a single condition
+    oracle: str | None  # the oracle buyer's spec, if its episodes were played
+    rows: list[TableRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    value: Callable[[TableRow], Estimate | float | None]
+    percent: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("Reward", lambda r: r.summary.overall.reward),
+    Column("MI reward", lambda r: r.summary.mutual_interest.reward),
+    Column("MI deal", lambda r: r.summary.mutual_interest.deal_rate, percent=True),
+    Column("MI bargained", lambda r: r.summary.mutual_interest.bargained_ratio),
+    Column("MI overshoot", lambda r: r.summary.mutual_interest.overshoot_rate, percent=True),
+    Column("MI first offer", lambda r: r.summary.mutual_interest.first_offer_ratio),
+    Column("CI reward", lambda r: r.summary.conflicting_interest.reward),
+    Column("CI deal", lambda r: r.summary.conflicting_interest.deal_rate, percent=True),
+    Column("CI overshoot", lambda r: r.summary.conflicting_interest.overshoot_rate, percent=True),
+    Column("CI first offer", lambda r: r.summary.conflicting_interest.first_offer_ratio),
+    Column("Oracle", lambda r: r.oracle_reward),
+    Column("Share of oracle", lambda r: r.oracle_share, percent=True),
+)
+
+
+def format_cell(value: Estimate | float | None, percent: bool = False, digits: int = 3) -> str:
+    if isinstance(value, Estimate):
+        return value.format(digits=1 if percent else digits, percent=percent)
+    if value is None:
+        return "–"
+    return f"{value * 100:.1f}%" if percent else f"{value:.{digits}f}"
+
+
+def build_table(
+    name: str,
+    title: str,
+    conditions: Sequence[tuple[str, Iterable[EpisodeRecord]]],
+    *,
+    condition_label: str = "",
+    oracle: str | None = None,
+    seed: int = 0,
+) -> PaperTable:
+    """One table from the records of each condition; rows follow the conditions' order, then the buyers' order
+    within a condition (the oracle, when present, last)."""
+    rows: list[TableRow] = []
+    for condition, records in conditions:
+        summaries = summarize(records, seed=seed)
+        oracle_reward = next(
+            (s.overall.reward.mean for s in summaries if oracle is not None and s.buyer == oracle), None
+        )
+        ordered = [s for s in summaries if s.buyer != oracle] + [s for s in summaries if s.buyer == oracle]
+        for summary in ordered:
+            share = None
+            if oracle_reward is not None and oracle_reward > 0 and summary.overall.reward.mean is not None:
+                share = summary.overall.reward.mean / oracle_reward
+            rows.append(
+                TableRow(
+                    condition=condition,
+                    summary=summary,
+                    oracle_reward=oracle_reward,
+                    oracle_share=share,
+                    is_oracle=summary.buyer == oracle,
+                )
+            )
+    return PaperTable(name=name, title=title, condition_label=condition_label, oracle=oracle, rows=rows)
+
+
+def table_markdown(table: PaperTable) -> str:
+    """The table as GitHub-flavoured Markdown, each metric as mean ±half-width of its 95% interval."""
+    first = ["Buyer"] + ([table.condition_label.capitalize()] if table.condition_label else [])
+    headers = first + ["Episodes"] + [c.header for c in COLUMNS]
+    lines = [f"### {table.title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in table.rows:
+        cells = [f"`{row.summary.buyer}`"] + ([row.condition] if table.condition_label else [])
+        cells.append(str(row.summary.episodes))
+        cells += [format_cell(c.value(row), c.percent) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def suite_tables(config: SuiteConfig) -> list[PaperTable]:
+    """Every table of a suite, from the episodes its cells hold now (a partly run suite gives partial tables)."""
+    return [
+        build_table(
+            table.name,
+            table.title,
+            [(condition, cell_records(config, cell)) for condition, cell in table_cells(config, table)],
+            condition_label=table.condition_label,
+            oracle=config.oracle,
+            seed=config.seed,
+        )
+        for table in config.tables
+    ]
+
+
+TABLES_MARKDOWN = "tables.md"
+TABLES_JSON = "tables.json"
+
+
+def write_tables(out: Path, tables: Sequence[PaperTable]) -> tuple[Path, Path]:
+    """``OUT/tables.md`` (every table, for reading) and ``OUT/tables.json`` (with every interval, for tools)."""
+    markdown = out / TABLES_MARKDOWN
+    markdown.write_text(
+        "MI / CI: mutual / conflicting-interest scenarios; ± is half the 95% bootstrap interval; the bargained "
+        "ratio is over MI deals; Oracle: the oracle buyer's reward under the same seller.\n\n"
+        + "\n".join(table_markdown(t) for t in tables)
+    )
+    data = out / TABLES_JSON
+    data.write_text(json.dumps([t.model_dump(mode="json") for t in tables], indent=1) + "\n")
+    return markdown, data
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryResult:
+    category: str
+    buyer: str
+    episodes: int
+    reward: float
+    deal_rate: float
+
+
+def category_results(records: Iterable[EpisodeRecord]) -> list[CategoryResult]:
+    """Mean reward and deal rate per (product category, buyer) over scored episodes, categories by name."""
+    cells: dict[tuple[str, str], list[EpisodeRecord]] = {}
+    for record in records:
+        if record.status is EpisodeStatus.OK and record.metrics is not None:
+            cells.setdefault((record.scenario.product.category, record.buyer), []).append(record)
+    return [
+        CategoryResult(
+            category=category,
+            buyer=buyer,
+            episodes=len(cell),
+            reward=sum(r.metrics.reward for r in cell) / len(cell),
+            deal_rate=sum(r.metrics.deal for r in cell) / len(cell),
+        )
+        for (category, buyer), cell in sorted(cells.items())
+    ]

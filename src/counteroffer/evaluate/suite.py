@@ -1,0 +1,177 @@
+"""``evaluate``: a suite of benches that make up the paper's tables, run resumably from one YAML file.
+
+A suite names the buyers once and a list of tables; each table names a seller, its personas and its catalogues.
+Every (catalogue, split, seller, persona) combination is one *cell*, a bench of all the buyers (plus the oracle
+buyer, the tables' upper bound) in ``OUT/cells/<catalogue>-<split>/<seller>/<persona>/``. Cells shared by several
+tables are played once, and a re-run skips every finished episode, so a suite can be stopped, extended with new
+buyers or tables, and run again. ``OUT/suite.json`` keeps the resolved config for the report.
+
+Example (``configs/suite-cpu.yaml``)::
+
+    out: runs/suite-cpu
+    buyers: [scripted:naive, scripted:anchor]
+    rollouts: 4
+    tables:
+      - {name: table1, title: "Table 1: neutral regulated seller", seller: scripted:linear}
+      - {name: table2, title: "Table 2: a stronger seller", seller: scripted:boulware}
+      - name: table3
+        title: "Table 3: hostile personas"
+        seller: scripted:linear
+        personas: [begging, insulting, unyielding, deceptive, manipulative]
+      - {name: cross_catalogue, title: "Across catalogues", seller: scripted:linear, catalogs: [amazon, craigslist]}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from counteroffer.catalog.recipes import CatalogName
+from counteroffer.config_file import load_yaml_model
+from counteroffer.evaluate.bench import EPISODES_FILE, BenchConfig, BenchResult, run_bench
+from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
+from counteroffer.game.records import EpisodeRecord
+from counteroffer.rollout.store import EpisodeStore
+
+SUITE_FILE = "suite.json"
+
+
+class SuiteTable(BaseModel):
+    """One table: every buyer against one seller, under each persona and on each catalogue named."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="file-safe name: OUT/tables/NAME.md")
+    title: str
+    seller: str = Field(description="seller agent spec (always regulated)")
+    personas: list[str] = Field(default_factory=lambda: ["neutral"], min_length=1)
+    catalogs: list[CatalogName] = Field(default_factory=lambda: ["amazon"], min_length=1)
+    split: str | None = Field(None, description="scenario split; null = the suite's")
+    limit: int | None = Field(None, ge=1, description="first K scenarios; null = the suite's")
+
+    @property
+    def condition_label(self) -> str:
+        """What distinguishes this table's rows besides the buyer."""
+        varied = (("persona", self.personas), ("catalogue", self.catalogs))
+        return " / ".join(label for label, values in varied if len(values) > 1)
+
+
+class SuiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    out: Path = Field(description="suite folder: cells/, tables/, suite.json")
+    buyers: list[str] = Field(min_length=1, description="buyer agent specs, one row each in every table")
+    oracle: str | None = Field("scripted:oracle", description="upper-bound buyer played in every cell; null = none")
+    split: str = "test"
+    rollouts: int = Field(4, ge=1, description="episodes per scenario and buyer")
+    limit: int | None = Field(None, ge=1, description="use only the first K scenarios of each split")
+    max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1)
+    seed: int = 0
+    concurrency: int = Field(256, ge=1)
+    data_root: str | None = None
+    tables: list[SuiteTable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SuiteConfig:
+        names = [t.name for t in self.tables]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"table names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+    @property
+    def all_buyers(self) -> list[str]:
+        return self.buyers + ([self.oracle] if self.oracle and self.oracle not in self.buyers else [])
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    catalog: str
+    split: str
+    seller: str
+    persona: str
+    limit: int | None
+
+    @property
+    def folder(self) -> Path:
+        return Path("cells") / f"{self.catalog}-{self.split}" / _slug(self.seller) / self.persona
+
+
+def _slug(spec: str) -> str:
+    """A spec as one readable folder name: scripted:linear → scripted-linear, hf:runs/x/final → hf-runs-x-final."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", spec).strip("-")
+
+
+def table_cells(config: SuiteConfig, table: SuiteTable) -> list[tuple[str, Cell]]:
+    """The table's cells in row order, each with the condition it stands for in the table."""
+    label = table.condition_label
+    cells = []
+    for catalog in table.catalogs:
+        for persona in table.personas:
+            parts = {"persona": persona, "catalogue": catalog}
+            condition = " / ".join(parts[part] for part in label.split(" / ")) if label else ""
+            cell = Cell(catalog, table.split or config.split, table.seller, persona, table.limit or config.limit)
+            cells.append((condition, cell))
+    return cells
+
+
+def load_suite(path: Path, overrides: dict[str, object] | None = None) -> SuiteConfig:
+    return load_yaml_model(path, SuiteConfig, overrides)
+
+
+def run_suite(
+    config: SuiteConfig,
+    on_cell: Callable[[Cell, int], None] | None = None,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+) -> dict[Cell, BenchResult]:
+    """Play (or resume) every cell once; ``on_cell(cell, pending)`` is called as each cell starts."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    (config.out / SUITE_FILE).write_text(config.model_dump_json(indent=2) + "\n")
+    results: dict[Cell, BenchResult] = {}
+    for table in config.tables:
+        for _, cell in table_cells(config, table):
+            if cell in results:
+                continue
+            bench = BenchConfig(
+                buyers=config.all_buyers,
+                seller=cell.seller,
+                persona=cell.persona,
+                catalog=cell.catalog,  # type: ignore[arg-type]
+                split=cell.split,
+                rollouts=config.rollouts,
+                limit=cell.limit,
+                max_turns=config.max_turns,
+                seed=config.seed,
+                concurrency=config.concurrency,
+                data_root=config.data_root,
+                out=config.out / cell.folder,
+            )
+            results[cell] = run_bench(
+                bench,
+                on_episode=on_episode,
+                on_start=(lambda pending, cell=cell: on_cell(cell, pending)) if on_cell else None,
+            )
+    return results
+
+
+def read_suite(out: Path) -> SuiteConfig:
+    """The config a suite folder was run with."""
+    path = out / SUITE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{out} is not a suite folder (no {SUITE_FILE}); run `counteroffer evaluate` first")
+    return SuiteConfig.model_validate(json.loads(path.read_text()))
+
+
+def cell_records(config: SuiteConfig, cell: Cell) -> list[EpisodeRecord]:
+    """The cell's latest record of each of the suite's episodes, ordered by buyer (as listed), scenario and
+    rollout: the file's finishing order depends on concurrency, and the bootstrap intervals on the order."""
+    path = config.out / cell.folder / EPISODES_FILE
+    if not path.exists():
+        return []
+    buyers = {spec: position for position, spec in enumerate(config.all_buyers)}
+    with EpisodeStore(path) as store:
+        records = [r for r in store.records() if r.buyer in buyers and r.rollout_index < config.rollouts]
+    return sorted(records, key=lambda r: (buyers[r.buyer], r.scenario.scenario_id, r.rollout_index))

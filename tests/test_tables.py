@@ -1,0 +1,200 @@
+"""The paper's tables: numbers checked against hand-computed values on a small fixed set of episodes, and
+``counteroffer evaluate`` run end to end on a small suite (resumable, cells shared between tables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_scenario, run_cli
+
+from counteroffer.analysis.tables import build_table, category_results, table_markdown
+from counteroffer.evaluate.suite import SuiteConfig, cell_records, load_suite, run_suite, table_cells
+from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus, Outcome
+
+MI = {"budget": 160.0, "cost": 100.0}  # B > C
+CI = {"budget": 90.0, "cost": 100.0}  # B < C
+
+
+def episode(buyer: str, values: dict, index: int, *, reward: float, price: float | None, first_offer: float,
+            overshoot: bool = False, status: EpisodeStatus = EpisodeStatus.OK, category: str = "Kitchen",
+            persona: str = "neutral") -> EpisodeRecord:  # fmt: skip
+    """A record whose metrics are set by hand (the game is tested elsewhere; here only aggregation is)."""
+    scenario = make_scenario(budget=values["budget"], cost=values["cost"])
+    scenario = type(scenario)(
+        scenario_id=f"s-{index}",
+        recipe="paper",
+        product=type(scenario.product)(**{**_fields(scenario.product), "category": category}),
+        asking_price=scenario.asking_price,
+        budget=scenario.budget,
+        cost=scenario.cost,
+    )
+    deal = price is not None
+    spread = scenario.budget - scenario.cost
+    metrics = EpisodeMetrics(
+        reward=reward,
+        deal=deal,
+        bargained_ratio=(scenario.budget - price) / spread if deal else None,
+        overshoot=overshoot,
+        first_offer_ratio=first_offer / scenario.budget,
+        turns=3,
+        format_error=False,
+        protocol_error=False,
+        regulator_interventions=0,
+        mutual_interest=scenario.mutual_interest,
+    )
+    return EpisodeRecord(
+        key=f"{buyer}|seller|{persona}|s-{index}|0",
+        status=status,
+        buyer=buyer,
+        seller="seller",
+        persona=persona,
+        rollout_index=0,
+        seed=index,
+        max_turns=6,
+        scenario=scenario,
+        messages=[],
+        outcome=Outcome.DEAL if deal else Outcome.TURN_LIMIT,
+        price=price,
+        reward=reward,
+        metrics=None if status is EpisodeStatus.ERRORED else metrics,
+    )
+
+
+def _fields(product: object) -> dict:
+    return {name: getattr(product, name) for name in product.__struct_fields__}
+
+
+def fixed_episodes() -> list[EpisodeRecord]:
+    """Buyer A: two MI deals (at 130 and 150), one MI walk-away, one CI overshoot deal at 120, one errored episode.
+    Oracle: two MI deals at 101 and 102, one CI walk-away."""
+    return [
+        episode("A", MI, 1, reward=0.5, price=130.0, first_offer=80.0),  # (160-130)/60 = 0.5
+        episode("A", MI, 2, reward=1 / 6, price=150.0, first_offer=120.0),  # (160-150)/60
+        episode("A", MI, 3, reward=0.0, price=None, first_offer=40.0),
+        episode("A", CI, 4, reward=-1.0, price=120.0, first_offer=99.0, overshoot=True),
+        episode("A", MI, 5, reward=0.0, price=None, first_offer=1.0, status=EpisodeStatus.ERRORED),
+        episode("oracle", MI, 1, reward=59 / 60, price=101.0, first_offer=16.0),
+        episode("oracle", MI, 2, reward=58 / 60, price=102.0, first_offer=16.0),
+        episode("oracle", CI, 4, reward=0.0, price=None, first_offer=18.0),
+    ]
+
+
+def test_table_numbers_match_hand_computed_values() -> None:
+    table = build_table("t1", "Table 1", [("", fixed_episodes())], oracle="oracle")
+    buyer, oracle = table.rows
+    assert buyer.summary.buyer == "A" and oracle.summary.buyer == "oracle" and oracle.is_oracle
+    assert buyer.summary.episodes == 4 and buyer.summary.errored == 1  # the errored episode is in no metric
+    mi, ci = buyer.summary.mutual_interest, buyer.summary.conflicting_interest
+    assert buyer.summary.overall.reward.mean == pytest.approx((0.5 + 1 / 6 + 0 - 1) / 4)
+    assert mi.reward.mean == pytest.approx((0.5 + 1 / 6 + 0) / 3)
+    assert mi.deal_rate.mean == pytest.approx(2 / 3)
+    assert mi.bargained_ratio.mean == pytest.approx((0.5 + 1 / 6) / 2)  # over the two MI deals only
+    assert mi.bargained_ratio.n == 2
+    assert mi.overshoot_rate.mean == 0.0
+    assert mi.first_offer_ratio.mean == pytest.approx((80 + 120 + 40) / 160 / 3)
+    assert ci.reward.mean == -1.0 and ci.deal_rate.mean == 1.0 and ci.overshoot_rate.mean == 1.0
+    assert ci.first_offer_ratio.mean == pytest.approx(99 / 90)
+    oracle_reward = (59 / 60 + 58 / 60 + 0) / 3
+    assert buyer.oracle_reward == pytest.approx(oracle_reward)
+    assert buyer.oracle_share == pytest.approx(((0.5 + 1 / 6 - 1) / 4) / oracle_reward)
+    assert oracle.oracle_share == pytest.approx(1.0)
+    low, high = mi.reward.ci_low, mi.reward.ci_high
+    assert low <= mi.reward.mean <= high and low < high
+
+
+def test_table_markdown_shows_the_numbers() -> None:
+    table = build_table("t1", "Table 1: neutral seller", [("", fixed_episodes())], oracle="oracle")
+    text = table_markdown(table)
+    lines = text.splitlines()
+    assert lines[0] == "### Table 1: neutral seller"
+    row_a = next(line for line in lines if line.startswith("| `A`"))
+    cells = [c.strip() for c in row_a.strip("|").split("|")]
+    assert cells[1] == "4"  # episodes
+    assert cells[2].startswith("-0.083")  # overall reward (0.5 + 1/6 - 1) / 4
+    assert cells[4].startswith("66.7%")  # MI deal rate
+    assert cells[5].startswith("0.333")  # MI bargained ratio
+    assert cells[8].startswith("-1.000")  # CI reward
+    assert cells[-2] == "0.650" and cells[-1] == "-12.8%"  # oracle reward, share
+
+
+def test_conditions_become_rows_and_each_has_its_own_oracle() -> None:
+    begging = [episode("A", MI, 1, reward=0.5, price=130.0, first_offer=80.0, persona="begging"),
+               episode("oracle", MI, 1, reward=1.0, price=100.0, first_offer=20.0, persona="begging")]  # fmt: skip
+    rude = [episode("A", MI, 1, reward=0.25, price=145.0, first_offer=80.0, persona="insulting"),
+            episode("oracle", MI, 1, reward=0.5, price=130.0, first_offer=20.0, persona="insulting")]  # fmt: skip
+    table = build_table("t3", "Table 3", [("begging", begging), ("insulting", rude)], condition_label="persona",
+                        oracle="oracle")  # fmt: skip
+    shares = {(r.condition, r.summary.buyer): r.oracle_share for r in table.rows}
+    assert shares == {("begging", "A"): 0.5, ("begging", "oracle"): 1.0, ("insulting", "A"): 0.5,
+                      ("insulting", "oracle"): 1.0}  # fmt: skip
+    assert "| Persona |" in table_markdown(table)
+
+
+def test_category_results() -> None:
+    records = [episode("A", MI, 1, reward=0.5, price=130.0, first_offer=80.0, category="Toys"),
+               episode("A", MI, 2, reward=0.0, price=None, first_offer=80.0, category="Toys"),
+               episode("A", MI, 3, reward=1.0, price=100.0, first_offer=80.0, category="Audio"),
+               episode("A", MI, 4, reward=1.0, price=100.0, first_offer=80.0, category="Audio",
+                       status=EpisodeStatus.ERRORED)]  # fmt: skip
+    results = {(r.category, r.buyer): (r.episodes, r.reward, r.deal_rate) for r in category_results(records)}
+    assert results == {("Audio", "A"): (1, 1.0, 1.0), ("Toys", "A"): (2, 0.25, 0.5)}
+
+
+SUITE = {
+    "buyers": ["scripted:naive", "scripted:anchor"],
+    "rollouts": 2,
+    "limit": 6,
+    "max_turns": 4,
+    "tables": [
+        {"name": "table1", "title": "Table 1", "seller": "scripted:linear"},
+        {"name": "table3", "title": "Table 3", "seller": "scripted:linear", "personas": ["neutral", "unyielding"]},
+        {"name": "cross", "title": "Catalogues", "seller": "scripted:linear", "catalogs": ["amazon", "craigslist"]},
+    ],
+}
+
+
+def test_evaluate_runs_a_suite_and_resumes(shared_data: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "out": str(tmp_path / "out"), "data_root": str(shared_data)}))
+    result = run_cli("evaluate", suite)
+    assert result.returncode == 0, result.stderr
+    assert "Table 1" in result.stdout and "Catalogues" in result.stdout
+    config = load_suite(suite)
+    # Three tables, but only three distinct cells: amazon/neutral is shared by all of them.
+    cells = sorted(p.relative_to(config.out) for p in config.out.glob("cells/**/episodes.jsonl"))
+    assert [str(p.parent) for p in cells] == [
+        "cells/amazon-test/scripted-linear/neutral",
+        "cells/amazon-test/scripted-linear/unyielding",
+        "cells/craigslist-test/scripted-linear/neutral",
+    ]
+    for path in cells:  # 3 buyers (with the oracle) × 6 scenarios × 2 rollouts, each episode once
+        keys = [json.loads(line)["key"] for line in (config.out / path).read_text().splitlines()]
+        assert len(keys) == len(set(keys)) == 36
+    tables = json.loads((config.out / "tables.json").read_text())
+    assert [t["name"] for t in tables] == ["table1", "table3", "cross"]
+    assert [(r["condition"], r["summary"]["buyer"]) for r in tables[2]["rows"]] == [
+        (catalog, buyer) for catalog in ("amazon", "craigslist") for buyer in (*SUITE["buyers"], "scripted:oracle")
+    ]
+    # Every table's number is the mean of its cell's episode rewards.
+    _, cell = table_cells(config, config.tables[1])[1]
+    naive = [r.reward for r in cell_records(config, cell) if r.buyer == "scripted:naive"]
+    row = tables[1]["rows"][3]
+    assert (row["condition"], row["summary"]["buyer"]) == ("unyielding", "scripted:naive")
+    assert row["summary"]["overall"]["reward"]["mean"] == pytest.approx(sum(naive) / len(naive))
+    assert "### Table 3" in (config.out / "tables.md").read_text()
+
+    again = run_suite(config)
+    assert sum(r.played for r in again.values()) == 0 and sum(r.skipped for r in again.values()) == 3 * 36
+
+
+def test_suite_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "out": "x", "rollouts": 0}))
+    result = run_cli("evaluate", suite)
+    assert result.returncode == 2
+    assert "bad.yaml: rollouts: Input should be greater than or equal to 1" in result.stderr
+    with pytest.raises(ValueError, match="table names must be unique; repeated: table1"):
+        SuiteConfig.model_validate({**SUITE, "out": "x", "tables": SUITE["tables"][:1] * 2})
