@@ -12,7 +12,6 @@ condition (the reachable upper bound: it knows the seller's strategy and cost) a
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

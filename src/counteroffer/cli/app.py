@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from counteroffer.agents.base import AgentSpecError
+from counteroffer.analysis.tables import suite_tables, write_tables
 from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.analysis.tables import suite_tables, write_tables
 from counteroffer.cli.render import bench_table, paper_table, transcript
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.evaluate.play import play_episode
