@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,12 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from counteroffer.agents.base import AgentSpecError
+from counteroffer.analysis.phases import PhaseRules, analyse_run, phase_bands
 from counteroffer.analysis.tables import suite_tables, write_tables
 from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.cli.render import bench_table, paper_table, transcript
+from counteroffer.cli.render import bench_table, paper_table, phase_table, transcript
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
@@ -338,6 +340,26 @@ def evaluate(
         console.print(paper_table(table))
     markdown, data = write_tables(config.out, tables)
     console.print(f"[dim]{markdown} · {data} · episodes under {config.out / 'cells'}[/]")
+
+
+@app.command()
+def phases(
+    run: Annotated[Path, typer.Argument(help="training run folder (OUT of a train config), its grpo/ or a log file")],
+    window: Annotated[int, typer.Option("--window", min=1, help="steps in the rolling mean")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Label each GRPO step's phase (naive bargaining, aggressive anchoring, deadlock, persuasion) from the
+    training log and its sample transcripts; the rules are in counteroffer.analysis.phases."""
+    try:
+        steps = analyse_run(run, PhaseRules(window=window))
+    except (*USER_ERRORS, FileNotFoundError) as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps([dataclasses.asdict(s) for s in steps]))
+        return
+    console.print(phase_table(steps))
+    for band in phase_bands(steps):
+        console.print(f"steps {band.first_step}–{band.last_step}: [bold]{band.phase}[/]")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.summary import RowSummary
@@ -146,3 +147,25 @@ def paper_table(table: PaperTable) -> Table:
         cells += [format_cell(column.value(row), column.percent) for column in COLUMNS]
         rich_table.add_row(*cells, style="dim" if row.is_oracle else None)
     return rich_table
+
+
+def phase_table(steps: Sequence[StepSignals]) -> Table:
+    """Each GRPO step's signals and phase; markers count the sampled episodes using each argument type."""
+    table = Table(
+        title="training phases", title_justify="left", caption="raw per-step values; phases use smoothed ones"
+    )
+    for name in ("step", "1st offer", "deal", "bargained", "deadlock", "persuasion", "markers", "phase"):
+        table.add_column(name, justify="left" if name in ("markers", "phase") else "right")
+    for step in steps:
+        used = ", ".join(f"{kind} {step.markers[kind]}" for kind in PERSUASION_LEXICON if step.markers.get(kind))
+        table.add_row(
+            str(step.step),
+            format_cell(step.first_offer_ratio),
+            format_cell(step.deal_rate, percent=True),
+            format_cell(step.bargained_ratio),
+            format_cell(step.deadlock_rate, percent=True),
+            format_cell(step.persuasion_rate, percent=True),
+            f"{used or '–'} (of {step.samples})",
+            str(step.phase),
+        )
+    return table

@@ -14,7 +14,7 @@ class GroupSummary(BaseModel):
     episodes: int
     reward: Estimate
     deal_rate: Estimate
-    bargained_ratio: Estimate  # over deals only
+    bargained_ratio: Estimate  # over mutual-interest deals only
     overshoot_rate: Estimate
     first_offer_ratio: Estimate
     turns: Estimate
@@ -39,7 +39,9 @@ class RowSummary(BaseModel):
 _METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
     "reward": lambda m: m.reward,
     "deal_rate": lambda m: float(m.deal),
-    "bargained_ratio": lambda m: m.bargained_ratio,
+    # A conflicting-interest deal is always an overshoot, and its (B - P)/(B - C) is positive and above 1: it would
+    # read as excellent bargaining, so the ratio is taken over mutual-interest deals only.
+    "bargained_ratio": lambda m: m.bargained_ratio if m.mutual_interest else None,
     "overshoot_rate": lambda m: float(m.overshoot),
     "first_offer_ratio": lambda m: m.first_offer_ratio,
     "turns": lambda m: float(m.turns),

@@ -29,6 +29,11 @@ class Outcome(StrEnum):
     def is_buyer_error(self) -> bool:
         return self in (Outcome.BUYER_FORMAT_ERROR, Outcome.BUYER_PROTOCOL_ERROR)
 
+    @property
+    def is_deadlock(self) -> bool:
+        """The sides could not agree: the turn limit, or either side quit."""
+        return self in (Outcome.TURN_LIMIT, Outcome.BUYER_QUIT, Outcome.SELLER_QUIT)
+
 
 class EventKind(StrEnum):
     """Every oddity the game notices. Regulator interventions start with ``regulator_``."""

@@ -123,7 +123,9 @@ class GRPOSettings(OptimSettings):
     loss_type: str = Field("dapo", description="TRL GRPO loss aggregation (grpo, dapo, dr_grpo, bnpo, ...)")
     epsilon: float = Field(0.2, gt=0, description="PPO clip range")
     episodes_per_batch: int = Field(256, ge=1, description="episodes in flight at once during a rollout")
-    sample_transcripts: int = Field(2, ge=0, description="transcripts written to the train log per step")
+    sample_transcripts: int = Field(
+        8, ge=0, description="transcripts written to the train log per step (`counteroffer phases` reads them)"
+    )
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     save_steps: int = Field(5, ge=1, description="write a resumable checkpoint every K steps")
 

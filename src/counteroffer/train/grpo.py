@@ -30,10 +30,11 @@ from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
+from counteroffer.game.transcript import transcript
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, plan_jobs, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.generation import TransformersGenerator, TurnGenerator, TurnSampling, VLLMGenerator
-from counteroffer.train.logs import TrainLog, transcript
+from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
 from counteroffer.train.stage import is_main_process, start_stage, trainer_arguments
@@ -128,6 +129,8 @@ class EpisodeRollout:
             return
         scored = [r.metrics for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
         game = mean_metrics(scored)
+        finished = [r.outcome for r in records if r.status is EpisodeStatus.OK and r.outcome is not None]
+        game["deadlock_rate"] = sum(o.is_deadlock for o in finished) / len(finished) if finished else None
         game["episodes"] = len(records)
         game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in records)
         samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))

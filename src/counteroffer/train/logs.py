@@ -15,20 +15,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from counteroffer.game.records import EpisodeRecord
-
 LOG_FILE = "train_log.jsonl"
-
-
-def transcript(record: EpisodeRecord) -> str:
-    """A readable transcript of one episode for the log."""
-    scenario = record.scenario
-    lines = [
-        f"{scenario.product.title[:80]} | budget {scenario.budget:.2f} cost {scenario.cost:.2f} "
-        f"asking {scenario.asking_price:.2f} | {record.outcome} at {record.price} | reward {record.reward:.3f}"
-    ]
-    lines += [f"[{m.role} {m.turn}] {m.raw}" for m in record.messages]
-    return "\n".join(lines)
 
 
 class TrainLog(TrainerCallback):
