@@ -175,3 +175,21 @@ def category_results(records: Iterable[EpisodeRecord]) -> list[CategoryResult]:
         )
         for (category, buyer), cell in sorted(cells.items())
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryPivot:
+    """Per-category results as a grid: categories (most episodes first) by buyers (first-seen order)."""
+
+    buyers: list[str]
+    rows: list[tuple[str, list[CategoryResult | None]]]
+
+
+def category_pivot(results: Sequence[CategoryResult]) -> CategoryPivot:
+    buyers = list(dict.fromkeys(r.buyer for r in results))
+    cells = {(r.category, r.buyer): r for r in results}
+    episodes: dict[str, int] = {}
+    for result in results:
+        episodes[result.category] = episodes.get(result.category, 0) + result.episodes
+    categories = sorted(episodes, key=lambda c: (-episodes[c], c))
+    return CategoryPivot(buyers, [(c, [cells.get((c, b)) for b in buyers]) for c in categories])

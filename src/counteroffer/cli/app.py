@@ -362,5 +362,25 @@ def phases(
         console.print(f"steps {band.first_step}–{band.last_step}: [bold]{band.phase}[/]")
 
 
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run folders: training runs, evaluation suites or benches")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file, or a folder that gets index.html")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str, typer.Option("--title")] = "counteroffer report",
+    samples: Annotated[int, typer.Option("--samples", min=0, help="sample episodes per buyer")] = 2,
+) -> None:
+    """Write one self-contained HTML report: training curves with phase bands, the tables, per-category results,
+    offer trajectories and transcripts of sample episodes."""
+    from counteroffer.report.html import write_report  # matplotlib loads only for this command
+
+    try:
+        target = write_report(runs, out, title=title, samples_per_buyer=samples)
+    except (*USER_ERRORS, FileNotFoundError) as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/] {target} ({target.stat().st_size / 1024:.0f} kB)")
+
+
 def main() -> None:
     app()

@@ -10,9 +10,10 @@ from rich.text import Text
 
 from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
+from counteroffer.analysis.trajectory import offer_trajectory
 from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.summary import RowSummary
-from counteroffer.game.messages import ActionKind, Role, format_money
+from counteroffer.game.messages import Role, format_money
 from counteroffer.game.records import EpisodeRecord
 
 ROLE_STYLE = {Role.BUYER: "bold cyan", Role.SELLER: "bold magenta"}
@@ -74,10 +75,8 @@ def trajectory(record: EpisodeRecord) -> Table:
     """Each turn's buyer (B) and seller (S) offers on one price axis, with the budget (|) and cost (:) marked."""
     scenario = record.scenario
     offers: dict[int, dict[Role, float]] = {}
-    for message in record.messages:
-        action = message.shown_action
-        if action is not None and action.price is not None and action.kind is not ActionKind.REJECT:
-            offers.setdefault(message.turn, {})[message.role] = action.price
+    for offer in offer_trajectory(record):
+        offers.setdefault(offer.turn, {})[offer.role] = offer.price
     prices = [p for turn in offers.values() for p in turn.values()]
     low = min([scenario.cost, scenario.budget, *prices]) * 0.95
     high = max([scenario.asking_price, scenario.budget, *prices]) * 1.02

@@ -1,0 +1,148 @@
+"""matplotlib figures as PNG or SVG bytes: training curves with phase bands, offer trajectories, category bars.
+
+The Agg backend is used whatever the environment says: figures are only ever written to bytes, never shown.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+from matplotlib.figure import Figure  # noqa: E402
+
+from counteroffer.analysis.phases import Phase, PhaseBand, StepSignals  # noqa: E402
+from counteroffer.analysis.tables import CategoryPivot  # noqa: E402
+from counteroffer.analysis.trajectory import offer_trajectory  # noqa: E402
+from counteroffer.game.messages import ActionKind, Role  # noqa: E402
+from counteroffer.game.records import EpisodeRecord  # noqa: E402
+
+ImageFormat = Literal["png", "svg"]
+PHASE_COLOURS = {
+    Phase.NAIVE: "#dbeafe",
+    Phase.ANCHORING: "#fef3c7",
+    Phase.DEADLOCK: "#fee2e2",
+    Phase.PERSUASION: "#dcfce7",
+}
+ROLE_COLOURS = {Role.BUYER: "#0e7490", Role.SELLER: "#a21caf"}
+DPI = 90
+
+
+def figure_bytes(figure: Figure, image_format: ImageFormat = "png") -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=image_format, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _phase_bands(axes: plt.Axes, bands: Sequence[PhaseBand]) -> None:
+    for band in bands:
+        axes.axvspan(band.first_step - 0.5, band.last_step + 0.5, color=PHASE_COLOURS[band.phase], zorder=0)
+
+
+GRPO_PANELS = (
+    ("reward", "reward", None),
+    ("deal_rate", "deal rate", (0, 1)),
+    ("first_offer_ratio", "first offer / budget", None),
+    ("bargained_ratio", "bargained ratio", None),
+    ("deadlock_rate", "deadlock rate", (0, 1)),
+    ("format_error_rate", "format-error rate", (0, 1)),
+)
+
+
+def grpo_curves(
+    entries: Sequence[dict], steps: Sequence[StepSignals], bands: Sequence[PhaseBand], image_format: ImageFormat = "png"
+) -> bytes:
+    """The game metrics of each GRPO step (and held-out evaluations, as squares) over phase-coloured bands."""
+    train = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "train"}
+    held_out = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "eval"}
+    deadlock = {s.step: s.deadlock_rate for s in steps}
+    figure, axes_grid = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
+    for axes, (key, label, limits) in zip(axes_grid.flat, GRPO_PANELS, strict=True):
+        _phase_bands(axes, bands)
+        series = deadlock if key == "deadlock_rate" else {s: g.get(key) for s, g in train.items()}
+        points = sorted((s, v) for s, v in series.items() if v is not None)
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", markersize=3, color="#1f2937", label="rollouts")
+        evaluated = sorted((s, g[key]) for s, g in held_out.items() if g.get(key) is not None)
+        if evaluated:
+            axes.plot(*zip(*evaluated, strict=True), marker="s", color="#dc2626", label="held-out")
+        axes.set_title(label, fontsize=10)
+        if limits:
+            axes.set_ylim(*limits)
+        axes.grid(alpha=0.3)
+    for axes in axes_grid[-1]:
+        axes.set_xlabel("GRPO step")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLOURS[p]) for p in Phase]
+    figure.legend(handles, [p.value for p in Phase], loc="lower center", ncol=4, frameon=False)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    return figure_bytes(figure, image_format)
+
+
+def sft_curve(entries: Sequence[dict], image_format: ImageFormat = "png") -> bytes:
+    """The SFT stage's training loss and token accuracy per step."""
+    points = [(e["step"], e["trainer"]) for e in entries if e.get("kind") == "train" and "loss" in e.get("trainer", {})]
+    figure, axes = plt.subplots(figsize=(6, 3))
+    axes.plot([s for s, _ in points], [t["loss"] for _, t in points], marker="o", markersize=3, color="#1f2937")
+    axes.set_xlabel("SFT step")
+    axes.set_ylabel("loss")
+    axes.grid(alpha=0.3)
+    accuracy = [(s, t["mean_token_accuracy"]) for s, t in points if "mean_token_accuracy" in t]
+    if accuracy:
+        twin = axes.twinx()
+        twin.plot(*zip(*accuracy, strict=True), color="#0e7490", linestyle="--")
+        twin.set_ylabel("token accuracy", color="#0e7490")
+    figure.tight_layout()
+    return figure_bytes(figure, image_format)
+
+
+def offer_trajectory_plot(record: EpisodeRecord, image_format: ImageFormat = "png") -> bytes:
+    """Buyer and seller offers over turns, with the buyer's budget, the seller's cost and the asking price."""
+    scenario = record.scenario
+    figure, axes = plt.subplots(figsize=(5.5, 3))
+    offers = offer_trajectory(record)
+    for role in (Role.BUYER, Role.SELLER):
+        own = [o for o in offers if o.role is role]
+        if own:
+            axes.plot([o.turn for o in own], [o.price for o in own], marker="o", color=ROLE_COLOURS[role], label=role)
+    for deal in (o for o in offers if o.kind is ActionKind.DEAL):
+        axes.plot(deal.turn, deal.price, marker="*", markersize=14, color="#16a34a", linestyle="none", label="deal")
+    axes.axhline(scenario.budget, color=ROLE_COLOURS[Role.BUYER], linestyle="--", linewidth=1, label="budget")
+    axes.axhline(scenario.cost, color=ROLE_COLOURS[Role.SELLER], linestyle=":", linewidth=1, label="cost")
+    axes.axhline(scenario.asking_price, color="#6b7280", linestyle="-.", linewidth=0.8, label="asking")
+    axes.set_xlabel("turn")
+    axes.set_ylabel("price ($)")
+    axes.set_xticks(range(1, max([record.max_turns, *(o.turn for o in offers)]) + 1))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    return figure_bytes(figure, image_format)
+
+
+def short_spec(spec: str) -> str:
+    """An agent spec without its parameters, for legends."""
+    return spec.partition("?")[0]
+
+
+def category_bars(pivot: CategoryPivot, top: int = 10, image_format: ImageFormat = "png") -> bytes:
+    """Mean reward per product category (the ``top`` categories with the most episodes), one bar per buyer."""
+    rows = pivot.rows[:top][::-1]
+    height = 0.8 / max(1, len(pivot.buyers))
+    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.12 * len(rows) * (len(pivot.buyers) + 1)))
+    for index, buyer in enumerate(pivot.buyers):
+        rewards = [cells[index].reward if cells[index] else 0.0 for _, cells in rows]
+        axes.barh([i + index * height for i in range(len(rows))], rewards, height=height, label=short_spec(buyer))
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
+    axes.set_yticklabels(
+        [f"{category} ({sum(c.episodes for c in cells if c)})" for category, cells in rows], fontsize=8
+    )
+    axes.axvline(0, color="#374151", linewidth=0.8)
+    axes.set_xlabel("mean reward")
+    axes.grid(axis="x", alpha=0.3)
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    figure.tight_layout()
+    return figure_bytes(figure, image_format)

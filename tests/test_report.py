@@ -1,0 +1,69 @@
+"""``counteroffer report``: one self-contained HTML file for a training run (curves with phase bands, the phase
+table, its benches) and an evaluation suite (tables, categories, offer trajectories, transcripts)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import yaml
+from conftest import run_cli
+from test_phases import FOUR_PHASES
+from test_tables import SUITE
+
+from counteroffer.rollout.store import EpisodeStore
+
+PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def test_report_of_a_training_run_and_a_suite(shared_data: Path, tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    (train / "grpo").mkdir(parents=True)
+    (train / "grpo" / "train_log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in FOUR_PHASES))
+    buyers = ["--buyer", "scripted:anchor", "--buyer", "scripted:oracle"]
+    settings = ["--seller", "scripted:linear", "--limit", "5", "--rollouts", "1", "--data", shared_data]
+    bench = run_cli("bench", *buyers, *settings, "--out", train / "eval" / "anchor")
+    assert bench.returncode == 0, bench.stderr
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        yaml.safe_dump({**SUITE, "limit": 3, "out": str(tmp_path / "suite"), "data_root": str(shared_data)})
+    )
+    assert run_cli("evaluate", suite).returncode == 0
+
+    result = run_cli("report", train, tmp_path / "suite", "--out", tmp_path / "site", "--title", "Test report")
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert "<title>Test report</title>" in html
+    assert not re.search(r'(src|href)="https?:', html)  # self-contained: nothing loaded from elsewhere
+    images = PNG.findall(html)
+    # GRPO curves, 2 category charts, and one trajectory per sample episode (2 per buyer: 2 + 3 buyers).
+    assert len(images) == 1 + 2 + 2 * 2 + 3 * 2
+    assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    bands = re.findall(r'<span class="band [a-z-]+">steps \d+–\d+: ([a-z ]+)</span>', html)
+    assert bands == ["naive bargaining", "aggressive anchoring", "deadlock", "persuasion"]
+    assert html.count("<td>persuasion</td>") >= 4  # the phase table
+    # The suite's tables, with the numbers of tables.json.
+    tables = json.loads((tmp_path / "suite" / "tables.json").read_text())
+    for table in tables:
+        assert f"<caption>{table['title']}</caption>" in html
+    reward = tables[0]["rows"][1]["summary"]["overall"]["reward"]
+    half = (reward["ci_high"] - reward["ci_low"]) / 2
+    assert f"<td>{reward['mean']:.3f} ±{half:.3f}</td>" in html
+    # Sample episodes: the transcript's talk and the reward as the episodes file has them.
+    with EpisodeStore(train / "eval" / "anchor" / "episodes.jsonl") as store:
+        first_deal = min((r for r in store.records() if r.buyer == "scripted:anchor" and r.metrics.deal),
+                         key=lambda r: r.key)  # fmt: skip
+    assert f'data-key="{first_deal.key}"' in html
+    assert first_deal.messages[0].shown_talk.replace("'", "&#39;") in html
+    assert f'data-reward="{first_deal.reward:.4f}"' in html
+    assert 'class="thought"' in html and "show-thoughts" in html  # thoughts are in the page, hidden by default
+
+
+def test_report_errors(tmp_path: Path) -> None:
+    result = run_cli("report", tmp_path / "missing")
+    assert result.returncode == 2 and "is not a folder" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = run_cli("report", tmp_path / "empty")
+    assert result.returncode == 2 and "holds no training log, suite or episodes file" in result.stderr
