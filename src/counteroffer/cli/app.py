@@ -382,5 +382,23 @@ def report(
     console.print(f"[green]✓[/] {target} ({target.stat().st_size / 1024:.0f} kB)")
 
 
+@app.command()
+def web(
+    root: Annotated[
+        Path, typer.Option("--root", help="folder whose runs are browsed; played games go to ROOT/play")
+    ] = Path("runs"),
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8050,
+    data: DataOption = None,
+) -> None:
+    """Browse runs and episodes in the browser, and play a negotiation as the buyer or the seller."""
+    try:
+        from counteroffer.web.app import serve_web  # FastAPI loads only for this command
+    except ImportError as exc:
+        _fail(ValueError(f"the web app needs the serve extra: pip install 'counteroffer[serve]' ({exc})"))
+    root.mkdir(parents=True, exist_ok=True)
+    serve_web(root, host=host, port=port, data_root=data)
+
+
 def main() -> None:
     app()

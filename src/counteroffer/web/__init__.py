@@ -1,0 +1,1 @@
+"""``counteroffer web``: a local browser app to browse runs and episodes and to play against any agent."""

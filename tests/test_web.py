@@ -1,0 +1,163 @@
+"""``counteroffer web``: browsing runs and playing in the browser.
+
+The browser test drives the real app (uvicorn on loopback) in headless Chromium (Debian's ``chromium`` through
+Playwright, ``--no-sandbox`` as CI runs as root): it plays a game to a deal as the buyer against a scripted seller,
+then checks the stored episode against the page's reward and saves a screenshot of the episode page. The other
+tests use FastAPI's test client against the same app.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from counteroffer.catalog import load_scenarios
+from counteroffer.game import ActionKind, EventKind, Outcome, Role, buyer_reward
+from counteroffer.rollout.store import EpisodeStore
+from counteroffer.web.app import create_app
+
+CHROMIUM = os.environ.get("COUNTEROFFER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(shared_data: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "runs"
+    port = free_port()
+    config = uvicorn.Config(create_app(root, str(shared_data)), host="127.0.0.1", port=port, log_level="warning")
+    app_server = uvicorn.Server(config)
+    thread = threading.Thread(target=app_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not app_server.started:
+        assert time.monotonic() < deadline, "the web app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", root
+    app_server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_browser_plays_a_game_to_a_deal_as_the_buyer(server: tuple[str, Path], shared_data: Path,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    url, root = server
+    scenario = load_scenarios("amazon", "test", data_root=shared_data).scenarios[3]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{url}/play")
+        page.select_option("select[name=role]", "buyer")
+        page.fill("input[name=opponent]", "scripted:linear")
+        page.fill("input[name=index]", "3")
+        page.click("#start")
+        assert page.inner_text("#private-value") == f"${scenario.budget:,.2f}"
+        # Turn 1: an opening offer at 60% of the budget; a typo first, which the form refuses without playing it.
+        page.select_option("select[name=action]", "BUY")
+        page.fill("input[name=price]", "sixty")
+        page.click("#send")
+        assert "needs a positive price" in page.inner_text(".notes")
+        page.fill("textarea[name=talk]", "Hello! Would you take this?")
+        page.fill("textarea[name=thought]", "Start low.")
+        page.select_option("select[name=action]", "BUY")
+        page.fill("input[name=price]", f"{scenario.budget * 0.6:.2f}")
+        page.click("#send")
+        # Turn 2: accept the seller's counter-offer as shown on the page.
+        seller_action = page.locator("li.seller .action").last.inner_text()
+        assert seller_action.startswith("[SELL] $")
+        asked = float(seller_action.removeprefix("[SELL] $").replace(",", ""))
+        page.select_option("select[name=action]", "DEAL")
+        page.fill("input[name=price]", f"{asked:.2f}")
+        page.click("#send")
+        assert page.inner_text("#result") == "Game over: deal"
+        shown_reward = float(page.get_attribute("#reward", "data-reward"))
+
+        with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+            [record] = store.records()
+        assert record.buyer == "human:browser" and record.seller == "scripted:linear"
+        assert record.outcome is Outcome.DEAL and record.price == pytest.approx(asked)
+        assert record.scenario.scenario_id == scenario.scenario_id
+        expected = buyer_reward(Outcome.DEAL, asked, scenario.budget, scenario.cost)
+        assert record.reward == pytest.approx(expected) and shown_reward == pytest.approx(expected, abs=1e-4)
+        assert [m.thought for m in record.messages if m.role is Role.BUYER][0] == "Start low."
+
+        page.click("#stored")  # the stored episode's page, as any run's episode
+        assert float(page.get_attribute(".reward", "data-reward")) == pytest.approx(expected, abs=1e-4)
+        thought = page.locator(".buyer .thought").first
+        assert not thought.is_visible()
+        page.check("#thoughts")
+        assert thought.is_visible() and "Start low." in thought.inner_text()
+        screenshot = tmp_path / "episode-page.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
+    artifacts = os.environ.get("COUNTEROFFER_TEST_ARTIFACTS")
+    if artifacts:
+        shutil.copy(screenshot, Path(artifacts) / screenshot.name)
+
+
+@pytest.fixture
+def client(shared_data: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    root = tmp_path / "runs"
+    with TestClient(create_app(root, str(shared_data))) as test_client:
+        yield test_client, root
+
+
+def test_play_as_the_regulated_seller(client: tuple[TestClient, Path], shared_data: Path) -> None:
+    http, root = client
+    scenario = load_scenarios("amazon", "test", data_root=shared_data).scenarios[0]
+    started = http.post("/play", data={"role": "seller", "opponent": "scripted:anchor", "index": 0, "max_turns": 3})
+    assert started.status_code == 200 and "You are the seller" in started.text
+    assert f"${scenario.cost:,.2f}" in started.text  # the seller sees its cost; the buyer has already opened
+    assert 'class="buyer"' in started.text
+    game = str(started.url)
+    # Selling below cost is not possible for a person either: the regulator turns it into a [REJECT].
+    http.post(game, data={"action": "SELL", "price": f"{scenario.cost / 2:.2f}", "talk": "Cheap!"})
+    http.post(game, data={"action": "QUIT", "talk": "Bye."})
+    with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+        [record] = store.records()
+    assert record.seller == "human:browser" and record.buyer == "scripted:anchor"
+    seller_first = next(m for m in record.messages if m.role is Role.SELLER)
+    assert EventKind.REGULATOR_SELL_BELOW_COST in {e.kind for e in seller_first.events}
+    assert seller_first.shown_action.kind is ActionKind.REJECT and record.outcome is Outcome.SELLER_QUIT
+
+
+def test_browse_runs_and_filter_episodes(client: tuple[TestClient, Path], shared_data: Path) -> None:
+    http, root = client
+    from conftest import run_cli
+
+    args = ["--buyer", "scripted:anchor", "--buyer", "scripted:naive", "--seller", "scripted:boulware"]
+    assert run_cli("bench", *args, "--limit", "4", "--rollouts", "1", "--data", shared_data,
+                   "--out", root / "bench1").returncode == 0  # fmt: skip
+    assert 'href="/run?path=bench1"' in http.get("/").text
+    everything = http.get("/run", params={"path": "bench1"})
+    assert "8 of 8 episodes" in everything.text
+    naive = http.get("/run", params={"path": "bench1", "buyer": "scripted:naive"})
+    assert "4 of 8 episodes" in naive.text and "scripted:anchor</code></td>" not in naive.text
+    with EpisodeStore(root / "bench1" / "episodes.jsonl") as store:
+        record = sorted(store.records(), key=lambda r: r.key)[0]
+    page = http.get("/episode", params={"path": "bench1", "key": record.key})
+    assert page.status_code == 200 and "data:image/png;base64," in page.text
+    assert record.messages[0].shown_talk.replace("'", "&#39;") in page.text
+    assert http.get("/run", params={"path": "../.."}).status_code == 404  # nothing outside the root
+    assert http.get("/episode", params={"path": "bench1", "key": "nope"}).status_code == 404
+    bad = http.post("/play", data={"role": "buyer", "opponent": "nonsense", "index": 0})
+    assert "must look like BACKEND:NAME" in bad.text
