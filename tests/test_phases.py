@@ -19,7 +19,7 @@ from counteroffer.analysis.phases import (
     step_signals,
 )
 from counteroffer.game import Negotiation, Outcome, Role
-from counteroffer.game.transcript import parse_transcript, transcript
+from counteroffer.game.transcript import parse_transcript, transcript_text
 from counteroffer.rollout.runner import EpisodeJob, record_of
 
 
@@ -50,16 +50,19 @@ def played_episode(buyer_talk: str, deal: bool) -> str:
     game.step(message("[BUY] $120", talk=buyer_talk))
     game.step(message("[SELL] $150", talk="Best I can do."))
     game.step(message("[DEAL] $150" if deal else "[QUIT]", talk=buyer_talk))
-    return transcript(record_of(EpisodeJob("b", "s", "neutral", scenario, 0, 1), game))
+    return transcript_text(record_of(EpisodeJob("b", "s", "neutral", scenario, 0, 1), game))
 
 
 def test_transcript_reads_back() -> None:
-    text = played_episode("It's cheaper elsewhere.\nReally.", deal=True)
+    # A message line that looks like the start of another message does not split the message.
+    text = played_episode("It's cheaper elsewhere.\n[seller 1] Really.", deal=True)
     parsed = parse_transcript(text)
-    assert (parsed.outcome, parsed.price, parsed.reward, parsed.budget, parsed.cost) == (
-        Outcome.DEAL, 150.0, pytest.approx(1 / 6, abs=1e-3), 160.0, 100.0)  # fmt: skip
+    assert parsed.outcome is Outcome.DEAL
     assert [(m.role, m.turn) for m in parsed.messages] == [(Role.BUYER, 1), (Role.SELLER, 1), (Role.BUYER, 2)]
-    assert parsed.messages[0].talk == "It's cheaper elsewhere.\nReally."
+    assert parsed.messages[0].talk == "It's cheaper elsewhere.\n[seller 1] Really."
+    # A transcript written before continuation lines were indented still reads.
+    legacy = parse_transcript(played_episode("Cheaper\nelsewhere.", deal=False).replace("\n    ", "\n"))
+    assert legacy.outcome is Outcome.BUYER_QUIT and legacy.messages[2].talk == "Cheaper\nelsewhere."
     with pytest.raises(ValueError, match="not a transcript header"):
         parse_transcript("hello\n[buyer 1] hi")
 
@@ -107,6 +110,16 @@ def test_labeller_on_single_phase_logs(lines: list[dict], phase: Phase) -> None:
     assert {s.phase for s in label_phases([step_signals(line) for line in lines])} == {phase}
 
 
+def test_private_thoughts_of_unparsable_messages_are_not_persuasion() -> None:
+    line = log_line(1, 0.5, 0.5, 0.5, 0.5)
+    line["samples"] = [
+        "T | budget 160.00 cost 100.00 asking 200.00 | buyer_format_error at None | reward -1.000\n"
+        "[buyer 1] Thought: My budget is $160.00, I can't afford more.\n    Talk: hi"  # no Action: a format error
+    ]
+    signals = step_signals(line)
+    assert signals.samples == 1 and signals.persuasion_rate == 0.0
+
+
 def test_deadlock_rate_from_transcripts_when_the_log_lacks_it() -> None:
     line = log_line(1, 0.5, 0.25, 0.5, 0.0)
     del line["game"]["deadlock_rate"]
@@ -117,9 +130,10 @@ def test_phases_command_on_a_run_folder(tmp_path: Path) -> None:
     log = tmp_path / "run" / "grpo" / "train_log.jsonl"
     log.parent.mkdir(parents=True)
     # A resumed run logs a step twice: the later line wins. Eval lines are not steps.
-    lines = FOUR_PHASES + [log_line(20, 0.45, 0.85, 0.8, 0.15, PERSUADING), {"kind": "eval", "step": 20, "game": {}}]
+    lines = FOUR_PHASES + [log_line(20, 0.42, 0.85, 0.8, 0.15, PERSUADING), {"kind": "eval", "step": 20, "game": {}}]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert [s.step for s in analyse_run(tmp_path / "run")] == list(range(1, 21))
+    steps = analyse_run(tmp_path / "run")
+    assert [s.step for s in steps] == list(range(1, 21)) and steps[-1].first_offer_ratio == 0.42
     result = run_cli("phases", tmp_path / "run", "--window", "1")
     assert result.returncode == 0, result.stderr
     assert "steps 1–5: naive bargaining" in result.stdout and "steps 16–20: persuasion" in result.stdout

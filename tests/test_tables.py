@@ -10,9 +10,11 @@ import pytest
 import yaml
 from conftest import make_scenario, run_cli
 
-from counteroffer.analysis.tables import build_table, category_results, table_markdown
+from counteroffer.analysis.tables import build_table, category_results, suite_tables, table_markdown
+from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.suite import SuiteConfig, cell_records, load_suite, run_suite, table_cells
-from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus, Outcome
+from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus, Outcome, episode_key
+from counteroffer.rollout.store import EpisodeStore
 
 MI = {"budget": 160.0, "cost": 100.0}  # B > C
 CI = {"budget": 90.0, "cost": 100.0}  # B < C
@@ -20,11 +22,12 @@ CI = {"budget": 90.0, "cost": 100.0}  # B < C
 
 def episode(buyer: str, values: dict, index: int, *, reward: float, price: float | None, first_offer: float,
             overshoot: bool = False, status: EpisodeStatus = EpisodeStatus.OK, category: str = "Kitchen",
-            persona: str = "neutral") -> EpisodeRecord:  # fmt: skip
+            persona: str = "neutral", seller: str = "seller",
+            scenario_id: str | None = None) -> EpisodeRecord:  # fmt: skip
     """A record whose metrics are set by hand (the game is tested elsewhere; here only aggregation is)."""
     scenario = make_scenario(budget=values["budget"], cost=values["cost"])
     scenario = type(scenario)(
-        scenario_id=f"s-{index}",
+        scenario_id=scenario_id or f"s-{index}",
         recipe="paper",
         product=type(scenario.product)(**{**_fields(scenario.product), "category": category}),
         asking_price=scenario.asking_price,
@@ -46,10 +49,10 @@ def episode(buyer: str, values: dict, index: int, *, reward: float, price: float
         mutual_interest=scenario.mutual_interest,
     )
     return EpisodeRecord(
-        key=f"{buyer}|seller|{persona}|s-{index}|0",
+        key=episode_key(buyer, seller, persona, scenario.scenario_id, 0),
         status=status,
         buyer=buyer,
-        seller="seller",
+        seller=seller,
         persona=persona,
         rollout_index=0,
         seed=index,
@@ -189,6 +192,18 @@ def test_evaluate_runs_a_suite_and_resumes(shared_data: Path, tmp_path: Path) ->
     again = run_suite(config)
     assert sum(r.played for r in again.values()) == 0 and sum(r.skipped for r in again.values()) == 3 * 36
 
+    # A smaller limit re-uses the cells and counts only its own episodes, though the folders hold more.
+    smaller = config.model_copy(update={"limit": 2})
+    assert sum(r.played for r in run_suite(smaller).values()) == 0
+    assert {row.summary.episodes for table in suite_tables(smaller) for row in table.rows} == {2 * 2}
+
+
+def test_intervals_do_not_depend_on_the_order_episodes_were_read_in() -> None:
+    records = fixed_episodes()
+    forward = build_table("t", "T", [("", records)], oracle="oracle")
+    backward = build_table("t", "T", [("", list(reversed(records)))], oracle="oracle")
+    assert {r.summary.buyer: r.summary for r in forward.rows} == {r.summary.buyer: r.summary for r in backward.rows}
+
 
 def test_suite_errors_name_the_file_and_field(tmp_path: Path) -> None:
     suite = tmp_path / "bad.yaml"
@@ -198,3 +213,73 @@ def test_suite_errors_name_the_file_and_field(tmp_path: Path) -> None:
     assert "bad.yaml: rollouts: Input should be greater than or equal to 1" in result.stderr
     with pytest.raises(ValueError, match="table names must be unique; repeated: table1"):
         SuiteConfig.model_validate({**SUITE, "out": "x", "tables": SUITE["tables"][:1] * 2})
+
+
+def test_every_suite_table_from_fixed_episodes(shared_data: Path, tmp_path: Path) -> None:
+    """Tables 1-3 and the cross-catalogue table of a suite, read from cells holding hand-made episodes (under the
+    keys the suite plans for the first two scenarios of each split)."""
+    config = SuiteConfig.model_validate(
+        {
+            "out": str(tmp_path),
+            "data_root": str(shared_data),
+            "limit": 2,
+            "buyers": ["A"],
+            "oracle": "oracle",
+            "rollouts": 1,
+            "tables": [
+                {"name": "t1", "title": "Table 1", "seller": "linear"},
+                {"name": "t2", "title": "Table 2", "seller": "boulware"},
+                {"name": "t3", "title": "Table 3", "seller": "linear", "personas": ["begging", "insulting"]},
+                {"name": "x", "title": "Catalogues", "seller": "linear", "catalogs": ["amazon", "craigslist"]},
+            ],
+        }
+    )
+    # (catalogue, seller, persona) -> A's two rewards, the oracle's two rewards
+    rewards = {
+        ("amazon", "linear", "neutral"): ((0.5, 0.1), (1.0, 0.8)),
+        ("amazon", "boulware", "neutral"): ((0.2, -1.0), (0.6, 0.6)),
+        ("amazon", "linear", "begging"): ((0.4, 0.4), (0.8, 0.8)),
+        ("amazon", "linear", "insulting"): ((0.0, 0.3), (0.5, 0.5)),
+        ("craigslist", "linear", "neutral"): ((0.9, 0.9), (0.9, 0.9)),
+    }
+    for (catalog, seller, persona), (mine, oracle) in rewards.items():
+        ids = [s.scenario_id for s in load_scenarios(catalog, "test", data_root=shared_data, limit=2).scenarios]
+        folder = tmp_path / "cells" / f"{catalog}-test" / seller / persona
+        folder.mkdir(parents=True)
+        with EpisodeStore(folder / "episodes.jsonl") as store:
+            for buyer, values in (("A", mine), ("oracle", oracle)):
+                for index, reward in enumerate(values):
+                    price = None if reward == 0 else 160 - 60 * reward
+                    store.append(episode(buyer, MI, index, reward=reward, price=price, first_offer=80.0,
+                                         persona=persona, seller=seller, scenario_id=ids[index]))  # fmt: skip
+            # An episode the suite does not plan (a third scenario, as a larger limit would leave) is left out.
+            store.append(episode("A", MI, 9, reward=-1.0, price=None, first_offer=1.0, persona=persona, seller=seller))
+    tables = {t.name: t for t in suite_tables(config)}
+
+    def cells(name: str) -> list[tuple[str, str, float, float, float | None]]:
+        return [
+            (r.condition, r.summary.buyer, round(r.summary.overall.reward.mean, 6), round(r.oracle_reward, 6),
+             None if r.oracle_share is None else round(r.oracle_share, 6))
+            for r in tables[name].rows
+        ]  # fmt: skip
+
+    assert cells("t1") == [("", "A", 0.3, 0.9, 0.333333), ("", "oracle", 0.9, 0.9, 1.0)]
+    assert cells("t2") == [("", "A", -0.4, 0.6, -0.666667), ("", "oracle", 0.6, 0.6, 1.0)]
+    assert cells("t3") == [("begging", "A", 0.4, 0.8, 0.5), ("begging", "oracle", 0.8, 0.8, 1.0),
+                           ("insulting", "A", 0.15, 0.5, 0.3), ("insulting", "oracle", 0.5, 0.5, 1.0)]  # fmt: skip
+    assert cells("x") == [("amazon", "A", 0.3, 0.9, 0.333333), ("amazon", "oracle", 0.9, 0.9, 1.0),
+                          ("craigslist", "A", 0.9, 0.9, 1.0), ("craigslist", "oracle", 0.9, 0.9, 1.0)]  # fmt: skip
+    assert tables["t2"].rows[0].summary.mutual_interest.deal_rate.mean == 1.0
+    assert tables["t3"].rows[2].summary.mutual_interest.deal_rate.mean == 0.5  # insulting: one walk-away (reward 0)
+
+
+def test_cell_folders_never_collide() -> None:
+    from counteroffer.evaluate.suite import Cell
+
+    def folder(seller: str) -> str:
+        return str(Cell("amazon", "test", seller, "neutral", None).folder)
+
+    assert folder("scripted:linear") == "cells/amazon-test/scripted-linear/neutral"
+    assert folder("hf:runs/a/b") != folder("hf:runs/a-b") and folder("hf:runs/a/b").startswith(
+        "cells/amazon-test/hf-runs-a-b-"
+    )

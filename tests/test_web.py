@@ -9,6 +9,7 @@ tests use FastAPI's test client against the same app.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -21,7 +22,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from counteroffer.catalog import load_scenarios
-from counteroffer.game import ActionKind, EventKind, Outcome, Role, buyer_reward
+from counteroffer.game import ActionKind, EpisodeStatus, EventKind, Outcome, Role, buyer_reward
 from counteroffer.rollout.store import EpisodeStore
 from counteroffer.web.app import create_app
 
@@ -114,14 +115,28 @@ def test_browser_plays_a_game_to_a_deal_as_the_buyer(server: tuple[str, Path], s
         shutil.copy(screenshot, Path(artifacts) / screenshot.name)
 
 
+class Browser:
+    """FastAPI's test client with the app's form token added to every form post, as the app's own pages do."""
+
+    def __init__(self, http: TestClient) -> None:
+        self.http = http
+        self.token = re.search(r'name="token" value="([^"]+)"', http.get("/play").text).group(1)
+
+    def get(self, *args: object, **kwargs: object):  # noqa: ANN201
+        return self.http.get(*args, **kwargs)
+
+    def post(self, url: str, data: dict) -> object:
+        return self.http.post(url, data={**data, "token": self.token})
+
+
 @pytest.fixture
-def client(shared_data: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+def client(shared_data: Path, tmp_path: Path) -> Iterator[tuple[Browser, Path]]:
     root = tmp_path / "runs"
     with TestClient(create_app(root, str(shared_data))) as test_client:
-        yield test_client, root
+        yield Browser(test_client), root
 
 
-def test_play_as_the_regulated_seller(client: tuple[TestClient, Path], shared_data: Path) -> None:
+def test_play_as_the_regulated_seller(client: tuple[Browser, Path], shared_data: Path) -> None:
     http, root = client
     scenario = load_scenarios("amazon", "test", data_root=shared_data).scenarios[0]
     started = http.post("/play", data={"role": "seller", "opponent": "scripted:anchor", "index": 0, "max_turns": 3})
@@ -140,7 +155,7 @@ def test_play_as_the_regulated_seller(client: tuple[TestClient, Path], shared_da
     assert seller_first.shown_action.kind is ActionKind.REJECT and record.outcome is Outcome.SELLER_QUIT
 
 
-def test_browse_runs_and_filter_episodes(client: tuple[TestClient, Path], shared_data: Path) -> None:
+def test_browse_runs_and_filter_episodes(client: tuple[Browser, Path], shared_data: Path) -> None:
     http, root = client
     from conftest import run_cli
 
@@ -161,3 +176,82 @@ def test_browse_runs_and_filter_episodes(client: tuple[TestClient, Path], shared
     assert http.get("/episode", params={"path": "bench1", "key": "nope"}).status_code == 404
     bad = http.post("/play", data={"role": "buyer", "opponent": "nonsense", "index": 0})
     assert "must look like BACKEND:NAME" in bad.text
+
+
+def test_play_against_a_real_llm_seller(client: tuple[Browser, Path], shared_data: Path) -> None:
+    """The bundled SmolLM2-135M as the (regulated) seller: whatever it writes, the game stays scored; a second game
+    against the same spec reuses the loaded model."""
+    http, root = client
+    spec = "hf:smollm2-135m?max_new_tokens=40"
+    for index in (1, 2):
+        started = http.post("/play", data={"role": "buyer", "opponent": spec, "index": index, "max_turns": 2})
+        assert started.status_code == 200 and "You are the buyer" in started.text
+        game = str(started.url)
+        http.post(game, data={"action": "BUY", "price": "10", "talk": "Would you take ten dollars?"})
+        finished = http.post(game, data={"action": "QUIT", "talk": "Never mind."})
+        if "Game over" not in finished.text:  # the seller ended the game itself at its first reply
+            finished = http.get(game)
+        assert "Game over" in finished.text
+    with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+        records = store.records()
+    assert len(records) == 2 and {r.seller for r in records} == {spec}
+    for record in records:
+        seller = [m for m in record.messages if m.role is Role.SELLER]
+        assert seller and all(m.raw.strip() for m in seller)  # the model's (or its fallback's) real text
+        assert all(m.shown_action is None or m.shown_action.price is None or m.shown_action.price >
+                   record.scenario.cost for m in seller)  # fmt: skip
+        assert record.reward in (0.0, -1.0) or record.outcome is Outcome.DEAL
+
+
+def test_the_oracle_cannot_play_a_person(client: tuple[Browser, Path]) -> None:
+    http, _ = client
+    refused = http.post("/play", data={"role": "seller", "opponent": "scripted:oracle", "index": 0})
+    assert "cannot play against a person" in refused.text
+
+
+def test_moves_out_of_turn_or_after_the_end_are_refused(client: tuple[Browser, Path]) -> None:
+    http, root = client
+    started = http.post("/play", data={"role": "buyer", "opponent": "scripted:linear", "index": 0})
+    game = str(started.url)
+    http.post(game, data={"action": "BUY", "price": "1"})
+    over = http.post(game, data={"action": "QUIT", "talk": "<script>alert(1)</script>"})
+    assert "Game over" in over.text
+    assert "<script>alert(1)</script>" not in over.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in over.text
+    again = http.post(game, data={"action": "QUIT"})
+    assert again.status_code == 409 and "this game is over" in again.text
+    with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+        assert len(store.records()) == 1
+
+
+def test_a_failing_opponent_ends_the_game_as_errored(client: tuple[Browser, Path]) -> None:
+    """An endpoint seller that cannot be reached (nothing listens on port 9): its failure is recorded, the game is
+    stored as errored, and no further move is played against it."""
+    http, root = client
+    spec = "openai:m@http://127.0.0.1:9/v1?retries=0&timeout=2"
+    started = http.post("/play", data={"role": "buyer", "opponent": spec, "index": 0})
+    game = str(started.url)
+    failed = http.post(game, data={"action": "BUY", "price": "10"})
+    assert "failed" in failed.text and "Game over: errored" in failed.text
+    assert http.post(game, data={"action": "QUIT"}).status_code == 409
+    with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+        [record] = store.records()
+    assert record.status is EpisodeStatus.ERRORED and record.error
+
+
+def test_forms_from_elsewhere_are_refused_and_errors_are_shown_whole(client: tuple[Browser, Path]) -> None:
+    http, _ = client
+    forged = http.http.post("/play", data={"role": "buyer", "opponent": "scripted:linear", "token": "guess"})
+    assert forged.status_code == 403
+    bad = http.post("/play", data={"role": "buyer", "opponent": "scripted:anchor?opening=2&x=#1", "index": 0})
+    assert "unknown parameter(s) x" in bad.text or "opening" in bad.text
+    assert "#1" in bad.text  # the message was URL-encoded, not cut at '&' or '#'
+
+
+def test_two_open_games_on_one_scenario_get_different_keys(client: tuple[Browser, Path]) -> None:
+    http, root = client
+    games = [str(http.post("/play", data={"role": "buyer", "opponent": "scripted:linear", "index": 0}).url)
+             for _ in range(2)]  # fmt: skip
+    for game in games:
+        http.post(game, data={"action": "QUIT"})
+    with EpisodeStore(root / "play" / "episodes.jsonl") as store:
+        assert sorted(r.rollout_index for r in store.records()) == [0, 1]

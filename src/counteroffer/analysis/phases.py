@@ -4,14 +4,14 @@ Per step the log gives the game metrics of the step's rollouts (first-offer rati
 deadlock rate) and sample transcripts; the buyer's Talk in the transcripts is searched for persuasion markers
 (:data:`PERSUASION_LEXICON`). Logs written before the deadlock rate was logged get it from the transcripts.
 
-The signals are smoothed with a centred rolling mean over ``window`` steps, then each step is labelled by the
-first rule that holds (:class:`PhaseRules` holds the thresholds):
+The signals are smoothed with a centred rolling mean (over ``window`` steps, an even window rounded up to the
+next odd one), then each step is labelled by the first rule that holds (:class:`PhaseRules` holds the thresholds):
 
 1. **deadlock**: the deal rate is at least ``deal_dip`` below its best so far, and at least ``deadlock_min`` of
    the episodes end without a deal (turn limit or a quit): the regulated seller refuses the lowballs;
-2. **persuasion**: a deadlock came earlier, the deal rate has recovered to within ``deal_dip`` of its best, and
-   the buyer argues (at least ``persuasion_min`` of the sampled episodes use a persuasion marker) or the
-   bargained ratio stays high (at least ``bargained_high``);
+2. **persuasion**: a deadlock came earlier, the deal rate has recovered to within ``deal_dip`` of its best, first
+   offers are still anchored (rule 3), and the buyer argues (at least ``persuasion_min`` of the sampled episodes
+   use a persuasion marker) or the bargained ratio stays high (at least ``bargained_high``);
 3. **aggressive anchoring**: first offers have dropped at least ``anchor_drop`` below the run's first steps, or
    sit at or below ``anchor_ratio`` of the budget;
 4. **naive bargaining**: otherwise (first offers near the budget).
@@ -181,6 +181,7 @@ def label_phases(steps: Sequence[StepSignals], rules: PhaseRules = PhaseRules())
             seen_deadlock = True
         elif (
             seen_deadlock
+            and deal is not None
             and not dipped
             and anchored
             and (

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.suite import SuiteConfig, cell_records, table_cells
 from counteroffer.evaluate.summary import RowSummary, summarize
+from counteroffer.files import write_text_atomic
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 
 
@@ -140,13 +141,14 @@ TABLES_JSON = "tables.json"
 def write_tables(out: Path, tables: Sequence[PaperTable]) -> tuple[Path, Path]:
     """``OUT/tables.md`` (every table, for reading) and ``OUT/tables.json`` (with every interval, for tools)."""
     markdown = out / TABLES_MARKDOWN
-    markdown.write_text(
+    write_text_atomic(
+        markdown,
         "MI / CI: mutual / conflicting-interest scenarios; ± is half the 95% bootstrap interval; the bargained "
         "ratio is over MI deals; Oracle: the oracle buyer's reward under the same seller.\n\n"
-        + "\n".join(table_markdown(t) for t in tables)
+        + "\n".join(table_markdown(t) for t in tables),
     )
     data = out / TABLES_JSON
-    data.write_text(json.dumps([t.model_dump(mode="json") for t in tables], indent=1) + "\n")
+    write_text_atomic(data, json.dumps([t.model_dump(mode="json") for t in tables], indent=1) + "\n")
     return markdown, data
 
 

@@ -23,6 +23,7 @@ from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.loaders import RecordProblem
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.evaluate.summary import RowSummary, summarize
+from counteroffer.files import write_text_atomic
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig
 from counteroffer.game.records import EpisodeRecord
@@ -100,7 +101,7 @@ def run_bench(
             concurrency=config.concurrency,
         )
         # In plan order (buyer, scenario, rollout), not the file's finishing order: the rows then follow the
-        # --buyer order and the bootstrap intervals do not depend on concurrency or on where a run was resumed.
+        # --buyer order.
         order = {job.key: position for position, job in enumerate(jobs)}
         records = sorted((r for r in store.records() if r.key in order), key=lambda r: order[r.key])
     rows = summarize(records, seed=config.seed)
@@ -112,9 +113,7 @@ def run_bench(
         "skipped_catalogue_records": len(scenario_set.problems),
         "rows": [row.model_dump(mode="json") for row in rows],
     }
-    temporary = summary_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2) + "\n")
-    temporary.replace(summary_path)
+    write_text_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
     return BenchResult(
         rows=rows,
         played=played,

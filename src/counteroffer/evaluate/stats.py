@@ -31,7 +31,9 @@ class Estimate(BaseModel):
 
 
 def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> Estimate:
-    data = np.asarray(values, dtype=float)
+    """The mean and its interval; a function of the values as a set (they are sorted first), so a bench, a suite
+    table and a report give the same interval for the same episodes whatever order they were read in."""
+    data = np.sort(np.asarray(values, dtype=float))
     n = int(data.size)
     if n == 0:
         return Estimate(mean=None, ci_low=None, ci_high=None, n=0)

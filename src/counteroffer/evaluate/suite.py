@@ -23,6 +23,7 @@ Example (``configs/suite-cpu.yaml``)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -31,14 +32,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from counteroffer.catalog.recipes import CatalogName
+from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.config_file import load_yaml_model
 from counteroffer.evaluate.bench import EPISODES_FILE, BenchConfig, BenchResult, run_bench
+from counteroffer.files import write_text_atomic
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
 from counteroffer.game.records import EpisodeRecord
-from counteroffer.rollout.store import EpisodeStore
+from counteroffer.rollout.runner import plan_jobs
+from counteroffer.rollout.store import read_episodes
 
 SUITE_FILE = "suite.json"
+ORACLE_SPEC = "scripted:oracle"
 
 
 class SuiteTable(BaseModel):
@@ -64,7 +68,7 @@ class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     out: Path = Field(description="suite folder: cells/, tables/, suite.json")
     buyers: list[str] = Field(min_length=1, description="buyer agent specs, one row each in every table")
-    oracle: str | None = Field("scripted:oracle", description="upper-bound buyer played in every cell; null = none")
+    oracle: str | None = Field(ORACLE_SPEC, description="upper-bound buyer played in every cell; null = none")
     split: str = "test"
     rollouts: int = Field(4, ge=1, description="episodes per scenario and buyer")
     limit: int | None = Field(None, ge=1, description="use only the first K scenarios of each split")
@@ -101,8 +105,12 @@ class Cell:
 
 
 def _slug(spec: str) -> str:
-    """A spec as one readable folder name: scripted:linear → scripted-linear, hf:runs/x/final → hf-runs-x-final."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", spec).strip("-")
+    """A spec as one folder name: ``scripted:linear`` → ``scripted-linear``; a spec with other characters gets a
+    readable prefix and a hash of the whole spec, so two specs never share a folder."""
+    if re.fullmatch(r"[A-Za-z0-9_.]+(:[A-Za-z0-9_.]+)?", spec):
+        return spec.replace(":", "-")
+    digest = hashlib.blake2b(spec.encode(), digest_size=4).hexdigest()
+    return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '-', spec).strip('-')[:60]}-{digest}"
 
 
 def table_cells(config: SuiteConfig, table: SuiteTable) -> list[tuple[str, Cell]]:
@@ -129,7 +137,7 @@ def run_suite(
 ) -> dict[Cell, BenchResult]:
     """Play (or resume) every cell once; ``on_cell(cell, pending)`` is called as each cell starts."""
     config.out.mkdir(parents=True, exist_ok=True)
-    (config.out / SUITE_FILE).write_text(config.model_dump_json(indent=2) + "\n")
+    write_text_atomic(config.out / SUITE_FILE, config.model_dump_json(indent=2) + "\n")
     results: dict[Cell, BenchResult] = {}
     for table in config.tables:
         for _, cell in table_cells(config, table):
@@ -166,12 +174,11 @@ def read_suite(out: Path) -> SuiteConfig:
 
 
 def cell_records(config: SuiteConfig, cell: Cell) -> list[EpisodeRecord]:
-    """The cell's latest record of each of the suite's episodes, ordered by buyer (as listed), scenario and
-    rollout: the file's finishing order depends on concurrency, and the bootstrap intervals on the order."""
-    path = config.out / cell.folder / EPISODES_FILE
-    if not path.exists():
+    """The latest record of each episode the suite plans for the cell, in plan order (buyer as listed, scenario,
+    rollout). Other episodes in the folder (another limit, more rollouts, a buyer since removed) are left out."""
+    records = {r.key: r for r in read_episodes(config.out / cell.folder / EPISODES_FILE)}
+    if not records:
         return []
-    buyers = {spec: position for position, spec in enumerate(config.all_buyers)}
-    with EpisodeStore(path) as store:
-        records = [r for r in store.records() if r.buyer in buyers and r.rollout_index < config.rollouts]
-    return sorted(records, key=lambda r: (buyers[r.buyer], r.scenario.scenario_id, r.rollout_index))
+    scenarios = load_scenarios(cell.catalog, cell.split, data_root=config.data_root, limit=cell.limit).scenarios
+    jobs = plan_jobs(scenarios, config.all_buyers, cell.seller, cell.persona, config.rollouts, config.seed)
+    return [records[job.key] for job in jobs if job.key in records]

@@ -1,7 +1,8 @@
 """A plain-text transcript of an episode (what training logs keep as samples) and its parser.
 
 Format: a header line ``TITLE | budget B cost C asking A | OUTCOME at PRICE | reward R``, then one entry per
-message, ``[ROLE TURN] RAW`` (a raw message may span several lines).
+message, ``[ROLE TURN] RAW``; the further lines of a multi-line message are indented by four spaces, so a model
+that writes ``[seller 1]`` at the start of a line cannot fake a message.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ from dataclasses import dataclass
 from counteroffer.game.messages import FormatError, Role, parse_message
 from counteroffer.game.records import EpisodeRecord, Outcome
 
-_HEADER = re.compile(
-    r"\| budget (?P<budget>[-\d.]+) cost (?P<cost>[-\d.]+) asking [-\d.]+ \| (?P<outcome>\S+) at (?P<price>\S+) "
-    r"\| reward (?P<reward>[-\d.]+)$"
-)
+_HEADER = re.compile(r"\| budget [-\d.]+ cost [-\d.]+ asking [-\d.]+ \| (?P<outcome>\S+) at \S+ \| reward [-\d.]+$")
+CONTINUATION = "\n    "
 _MESSAGE = re.compile(r"^\[(?P<role>buyer|seller) (?P<turn>\d+)\] ", re.MULTILINE)
 
 
-def transcript(record: EpisodeRecord) -> str:
+def transcript_text(record: EpisodeRecord) -> str:
     """A readable transcript of one episode."""
     scenario = record.scenario
     lines = [
         f"{scenario.product.title[:80]} | budget {scenario.budget:.2f} cost {scenario.cost:.2f} "
         f"asking {scenario.asking_price:.2f} | {record.outcome} at {record.price} | reward {record.reward:.3f}"
     ]
-    lines += [f"[{m.role} {m.turn}] {m.raw}" for m in record.messages]
+    lines += [f"[{m.role} {m.turn}] {m.raw.replace(chr(10), CONTINUATION)}" for m in record.messages]
     return "\n".join(lines)
 
 
@@ -38,23 +37,20 @@ class TranscriptMessage:
 
     @property
     def talk(self) -> str:
-        """The Talk part; the whole text when the message does not parse."""
+        """The Talk part; empty when the message does not parse (its text may hold the private Thought)."""
         parsed = parse_message(self.raw, self.role)
-        return self.raw if isinstance(parsed, FormatError) else parsed.talk
+        return "" if isinstance(parsed, FormatError) else parsed.talk
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedTranscript:
     outcome: Outcome | None  # None: an errored episode
-    price: float | None
-    reward: float
-    budget: float
-    cost: float
     messages: list[TranscriptMessage]
 
 
 def parse_transcript(text: str) -> ParsedTranscript:
-    """Read back a :func:`transcript`; raises ``ValueError`` when the header is not a transcript header."""
+    """Read back a :func:`transcript_text` (also those written before continuation lines were indented);
+    raises ``ValueError`` when the header is not a transcript header."""
     header, _, body = text.partition("\n")
     match = _HEADER.search(header)
     if match is None:
@@ -64,17 +60,11 @@ def parse_transcript(text: str) -> ParsedTranscript:
         TranscriptMessage(
             Role(start.group("role")),
             int(start.group("turn")),
-            body[start.end() : starts[i + 1].start() if i + 1 < len(starts) else len(body)].rstrip("\n"),
+            body[start.end() : starts[i + 1].start() if i + 1 < len(starts) else len(body)]
+            .rstrip("\n")
+            .replace(CONTINUATION, "\n"),
         )
         for i, start in enumerate(starts)
     ]
     outcome = match.group("outcome")
-    price = match.group("price")
-    return ParsedTranscript(
-        outcome=None if outcome == "None" else Outcome(outcome),
-        price=None if price == "None" else float(price),
-        reward=float(match.group("reward")),
-        budget=float(match.group("budget")),
-        cost=float(match.group("cost")),
-        messages=messages,
-    )
+    return ParsedTranscript(outcome=None if outcome == "None" else Outcome(outcome), messages=messages)

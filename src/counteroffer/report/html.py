@@ -33,12 +33,12 @@ from counteroffer.analysis.tables import (
     suite_tables,
 )
 from counteroffer.evaluate.bench import EPISODES_FILE
-from counteroffer.evaluate.suite import SUITE_FILE, read_suite
+from counteroffer.evaluate.suite import ORACLE_SPEC, SUITE_FILE, read_suite
+from counteroffer.files import write_text_atomic
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 from counteroffer.report.plots import category_bars, grpo_curves, offer_trajectory_plot, sft_curve, short_spec
-from counteroffer.rollout.store import EpisodeStore
+from counteroffer.rollout.store import read_episodes
 
-ORACLE = "scripted:oracle"
 TRAIN_LOG = "train_log.jsonl"
 
 
@@ -67,17 +67,23 @@ class RunReport:
     samples: list[SampleEpisode] = field(default_factory=list)
 
 
+def _nested_suites(run: Path) -> list[Path]:
+    return sorted(p.parent for p in run.glob(f"*/**/{SUITE_FILE}"))
+
+
 def _episode_files(run: Path) -> list[Path]:
-    files = [run / EPISODES_FILE] if (run / EPISODES_FILE).is_file() else []
-    files += sorted(
-        p for p in run.glob(f"*/**/{EPISODES_FILE}") if not any(x.startswith("checkpoint-") for x in p.parts)
+    """The run's episodes files, except those of suites nested in it (their tables are reported as they are)."""
+    suites = _nested_suites(run)
+    return sorted(
+        path
+        for path in run.glob(f"**/{EPISODES_FILE}")
+        if not any(part.startswith("checkpoint-") for part in path.parts)
+        and not any(path.is_relative_to(suite) for suite in suites)
     )
-    return files
 
 
 def _records(path: Path) -> list[EpisodeRecord]:
-    with EpisodeStore(path) as store:
-        return sorted(store.records(), key=lambda r: r.key)
+    return sorted(read_episodes(path), key=lambda r: r.key)
 
 
 def _bench_table(name: str, records: Sequence[EpisodeRecord]) -> PaperTable:
@@ -88,7 +94,7 @@ def _bench_table(name: str, records: Sequence[EpisodeRecord]) -> PaperTable:
         conditions.setdefault(condition, []).append(record)
     label = "seller / persona / catalogue" if len(conditions) > 1 else ""
     title = f"Evaluation: {next(iter(conditions))}" if len(conditions) == 1 else "Evaluation"
-    oracle = ORACLE if any(r.buyer == ORACLE for r in records) else None
+    oracle = ORACLE_SPEC if any(r.buyer == ORACLE_SPEC for r in records) else None
     return build_table(name, title, list(conditions.items()), condition_label=label, oracle=oracle)
 
 
@@ -129,6 +135,9 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
     elif records:
         report.kinds.append("bench")
         report.tables = [_bench_table(run.name, records)]
+    for suite in _nested_suites(run):
+        report.kinds.append(f"suite {suite.relative_to(run)}")
+        report.tables += suite_tables(read_suite(suite))
     if records:
         report.categories = category_pivot(category_results(records))
         report.category_chart = data_uri(category_bars(report.categories))
@@ -138,12 +147,12 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
     return report
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(*packages: str) -> jinja2.Environment:
+    """The report's templates (the episode and table macros, the style) behind those of ``packages`` (the web
+    app's pages), with the filters they use; everything is HTML-escaped."""
+    loaders = [jinja2.PackageLoader(package, "templates") for package in (*packages, "counteroffer.report")]
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("counteroffer.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
+        loader=jinja2.ChoiceLoader(loaders), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
     environment.filters["cell"] = format_cell
     environment.filters["money"] = lambda value: "–" if value is None else f"${value:,.2f}"
@@ -153,7 +162,7 @@ def _environment() -> jinja2.Environment:
 
 
 def render_report(runs: Sequence[RunReport], title: str = "counteroffer report") -> str:
-    template = _environment().get_template("report.html.j2")
+    template = template_environment().get_template("report.html.j2")
     return template.render(runs=runs, title=title, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -164,5 +173,5 @@ def write_report(
     target = out if out.suffix == ".html" else out / "index.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     reports = [load_run(run, samples_per_buyer) for run in runs]
-    target.write_text(render_report(reports, title))
+    write_text_atomic(target, render_report(reports, title))
     return target

@@ -23,6 +23,32 @@ class EpisodeStoreError(RuntimeError):
     """The episodes file holds a line that is not an episode record (not just a torn last line)."""
 
 
+def _decode_complete_lines(path: Path, data: bytes) -> tuple[dict[str, EpisodeRecord], int]:
+    """The latest record of each key in the complete lines of ``data``, and where those lines end."""
+    complete = data.rfind(b"\n") + 1
+    latest: dict[str, EpisodeRecord] = {}
+    for number, line in enumerate(data[:complete].splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = _decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            raise EpisodeStoreError(
+                f"{path}:{number}: not an episode record ({exc}); move the file aside or fix the line"
+            ) from exc
+        latest[record.key] = record
+    return latest, complete
+
+
+def read_episodes(path: str | Path) -> list[EpisodeRecord]:
+    """The latest record of every key, for readers (reports, the web app) of a file that a run may be appending
+    to: a last line still being written is skipped, and the file is never changed or created."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return list(_decode_complete_lines(path, path.read_bytes())[0].values())
+
+
 class EpisodeStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -36,17 +62,7 @@ class EpisodeStore:
         if not self.path.exists():
             return 0
         data = self.path.read_bytes()
-        complete = data.rfind(b"\n") + 1
-        for number, line in enumerate(data[:complete].splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = _decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                raise EpisodeStoreError(
-                    f"{self.path}:{number}: not an episode record ({exc}); move the file aside or fix the line"
-                ) from exc
-            self._latest[record.key] = record
+        self._latest, complete = _decode_complete_lines(self.path, data)
         if complete < len(data):
             with self.path.open("rb+") as handle:
                 handle.truncate(complete)

@@ -30,7 +30,7 @@ from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
-from counteroffer.game.transcript import transcript
+from counteroffer.game.transcript import transcript_text
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, plan_jobs, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.generation import TransformersGenerator, TurnGenerator, TurnSampling, VLLMGenerator
@@ -134,7 +134,7 @@ class EpisodeRollout:
         game["episodes"] = len(records)
         game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in records)
         samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
-        self.log.add(game=game, samples=[transcript(r) for r in samples])
+        self.log.add(game=game, samples=[transcript_text(r) for r in samples])
 
 
 class HeldOutEvaluation:
@@ -171,7 +171,7 @@ class HeldOutEvaluation:
         )
         game = mean_metrics([r.metrics for r in records if r.metrics is not None])
         game["episodes"] = len(records)
-        self.log.write({"kind": "eval", "step": step, "game": game, "samples": [transcript(records[0])]})
+        self.log.write({"kind": "eval", "step": step, "game": game, "samples": [transcript_text(records[0])]})
         return game
 
 

@@ -10,43 +10,31 @@
 from __future__ import annotations
 
 import math
+import secrets
+import threading
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
+from urllib.parse import urlencode
 
-import jinja2
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from counteroffer.agents.base import AgentSpecError
-from counteroffer.analysis.tables import COLUMNS, format_cell
-from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.agents.base import Agent, AgentSpecError
+from counteroffer.agents.scripted.phrases import Persona
+from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.evaluate.bench import EPISODES_FILE
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeRecord
-from counteroffer.report.html import data_uri
-from counteroffer.report.plots import offer_trajectory_plot, short_spec
-from counteroffer.rollout.store import EpisodeStore
-from counteroffer.web.play import ACTIONS, PlaySession, human_move, start_session
+from counteroffer.report.html import data_uri, template_environment
+from counteroffer.report.plots import offer_trajectory_plot
+from counteroffer.rollout.store import EpisodeStore, read_episodes
+from counteroffer.web.play import ACTIONS, GameStateError, PlaySession, human_move, make_opponent, start_session
 
 PLAY_FOLDER = "play"
 FILTERS = ("outcome", "buyer", "persona", "category")
-
-
-def _templates() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PackageLoader("counteroffer.web", "templates"),
-                jinja2.PackageLoader("counteroffer.report", "templates"),
-            ]
-        ),
-        autoescape=True,
-    )
-    environment.filters["money"] = lambda value: "–" if value is None else f"${value:,.2f}"
-    environment.filters["cell"] = format_cell
-    environment.filters["short"] = short_spec
-    environment.globals["COLUMNS"] = COLUMNS
-    return environment
 
 
 def _facet(record: EpisodeRecord, name: str) -> str:
@@ -60,14 +48,33 @@ def _facet(record: EpisodeRecord, name: str) -> str:
 def create_app(root: Path, data_root: str | None = None) -> FastAPI:
     """The app over the run folders under ``root``; ``data_root`` is the catalogue folder for play."""
     root = root.resolve()
-    app = FastAPI(title="counteroffer")
-    templates = _templates()
+    templates = template_environment("counteroffer.web")
     sessions: dict[str, PlaySession] = {}
+    opponents: dict[tuple[str, Role, str], Agent] = {}
+    # One game move at a time: agents (a local model above all) are not made for concurrent calls, and a person
+    # waits for the reply anyway.
+    moves = threading.Lock()
     play_store = EpisodeStore(root / PLAY_FOLDER / EPISODES_FILE)
-    app.router.on_shutdown.append(play_store.close)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        play_store.close()
+        for agent in opponents.values():
+            agent.close()
+
+    app = FastAPI(title="counteroffer", lifespan=lifespan)
+
+    # Every form carries this token: a page on another site can make the browser POST to localhost, and a game
+    # start makes the server load models and call endpoints, so only this app's own pages may post.
+    form_token = secrets.token_urlsafe(16)
+
+    def check_token(token: str) -> None:
+        if not secrets.compare_digest(token, form_token):
+            raise HTTPException(403, "this form did not come from this app (reload the page)")
 
     def page(name: str, **context: object) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(**context))
+        return HTMLResponse(templates.get_template(name).render(token=form_token, **context))
 
     def run_folder(path: str) -> Path:
         folder = (root / path).resolve()
@@ -78,8 +85,7 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
     def records(folder: Path) -> list[EpisodeRecord]:
         if folder == root / PLAY_FOLDER:
             return sorted(play_store.records(), key=lambda r: r.key)
-        with EpisodeStore(folder / EPISODES_FILE) as store:
-            return sorted(store.records(), key=lambda r: r.key)
+        return sorted(read_episodes(folder / EPISODES_FILE), key=lambda r: r.key)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -108,7 +114,9 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
 
     @app.get("/play", response_class=HTMLResponse)
     def play_form(error: str = "") -> HTMLResponse:
-        return page("play_new.html.j2", error=error)
+        return page(
+            "play_new.html.j2", error=error, personas=[p.value for p in Persona], catalogs=get_args(CatalogName)
+        )
 
     @app.post("/play")
     def play_start(
@@ -119,15 +127,30 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
         split: Annotated[str, Form()] = "test",
         index: Annotated[int, Form(ge=0)] = 0,
         max_turns: Annotated[int, Form(ge=1, le=50)] = 6,
+        token: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
+        check_token(token)
         try:
             scenarios = load_scenarios(catalog, split, data_root=data_root).scenarios  # type: ignore[arg-type]
             if index >= len(scenarios):
                 raise ValueError(f"scenario {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
-            session = start_session(scenarios[index], role, opponent, play_store, persona=persona, max_turns=max_turns)
+            with moves:
+                key = (opponent, role, persona)
+                if key not in opponents:
+                    opponents[key] = make_opponent(opponent, role, persona)
+                in_progress = [s.job.key for s in sessions.values() if not s.over]
+                session = start_session(
+                    scenarios[index],
+                    role,
+                    opponents[key],
+                    play_store,
+                    persona=persona,
+                    max_turns=max_turns,
+                    in_progress=in_progress,
+                )
+                sessions[session.session_id] = session
         except (AgentSpecError, ValueError, FileNotFoundError) as exc:
-            return RedirectResponse(f"/play?error={exc}", status_code=303)
-        sessions[session.session_id] = session
+            return RedirectResponse(f"/play?{urlencode({'error': str(exc)})}", status_code=303)
         return RedirectResponse(f"/play/{session.session_id}", status_code=303)
 
     def session_of(session_id: str) -> PlaySession:
@@ -150,10 +173,10 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
         price: Annotated[str, Form()] = "",
         talk: Annotated[str, Form()] = "",
         thought: Annotated[str, Form()] = "",
+        token: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
+        check_token(token)
         session = session_of(session_id)
-        if session.game.done:
-            raise HTTPException(409, "this game is over")
         # The form catches a person's typo before it reaches the game (where a bad price is a format error and
         # ends the game at -1, as for a model): nothing is played and the page says why.
         try:
@@ -163,7 +186,11 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
         if action.takes_price and (amount is None or not math.isfinite(amount) or amount <= 0):
             session.notes.append(f"[{action}] needs a positive price; {price!r} is not one. Nothing was played.")
         else:
-            human_move(session, play_store, action, amount, talk, thought)
+            with moves:
+                try:
+                    human_move(session, play_store, action, amount, talk, thought)
+                except GameStateError as exc:
+                    raise HTTPException(409, str(exc)) from None
         return RedirectResponse(f"/play/{session_id}", status_code=303)
 
     return app
@@ -172,4 +199,10 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
 def serve_web(root: Path, host: str = "127.0.0.1", port: int = 8050, data_root: str | None = None) -> None:
     import uvicorn
 
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(
+            f"serving on {host}: anyone who can reach it can browse the runs and start games that load any model "
+            "spec they name",
+            stacklevel=2,
+        )
     uvicorn.run(create_app(root, data_root), host=host, port=port, log_level="info")

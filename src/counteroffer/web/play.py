@@ -1,14 +1,18 @@
 """A person plays one side of a game in the browser; an agent spec plays the other. Same rules, regulator and
 scoring as every episode: the person's moves go through :meth:`Negotiation.play`, and the finished game is stored
-in an episodes file like any bench's (``human:browser`` is the person's spec)."""
+in an episodes file like any bench's (``human:browser`` is the person's spec).
+
+The opponent agent is not owned by a session: the app keeps one agent per (spec, side, persona) for all games, so
+a local model loads once, and closes them when it stops."""
 
 from __future__ import annotations
 
 import random
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from counteroffer.agents.base import Agent, AgentFailure, TurnRequest
+from counteroffer.agents.base import Agent, AgentFailure, AgentSpecError, TurnRequest
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import Action, ActionKind, Role
@@ -24,6 +28,10 @@ ACTIONS = {
 }
 
 
+class GameStateError(ValueError):
+    """A move that the game cannot take now: it is over, or it is the agent's turn."""
+
+
 @dataclass(slots=True)
 class PlaySession:
     session_id: str
@@ -35,19 +43,43 @@ class PlaySession:
     notes: list[str] = field(default_factory=list)  # what went wrong, for the page
 
     @property
+    def over(self) -> bool:
+        return self.record is not None
+
+    @property
+    def awaits_person(self) -> bool:
+        return not self.over and self.game.next_role is self.human
+
+    @property
     def opponent_role(self) -> Role:
         return Role.SELLER if self.human is Role.BUYER else Role.BUYER
 
 
+def make_opponent(spec: str, human: Role, persona: str) -> Agent:
+    """The agent for the other side of a person's game (the persona shapes a seller only)."""
+    role = Role.SELLER if human is Role.BUYER else Role.BUYER
+    agent = make_agent(spec, role, persona if role is Role.SELLER else "neutral")
+    if agent.needs_full_scenario:
+        agent.close()
+        raise AgentSpecError(f"{spec} plans against a simulated scripted seller, so it cannot play against a person")
+    return agent
+
+
 def start_session(
-    scenario: Scenario, human: Role, opponent_spec: str, store: EpisodeStore, *, persona: str, max_turns: int
+    scenario: Scenario,
+    human: Role,
+    opponent: Agent,
+    store: EpisodeStore,
+    *,
+    persona: str,
+    max_turns: int,
+    in_progress: Iterable[str] = (),
 ) -> PlaySession:
-    """A new game; when the person is the seller, the agent (the buyer) opens at once."""
-    opponent_role = Role.SELLER if human is Role.BUYER else Role.BUYER
-    opponent = make_agent(opponent_spec, opponent_role, persona if opponent_role is Role.SELLER else "neutral")
-    buyer, seller = (HUMAN_SPEC, opponent_spec) if human is Role.BUYER else (opponent_spec, HUMAN_SPEC)
-    # Every game of the same people, persona and scenario gets the next rollout index, so no key repeats.
-    taken = {r.key for r in store.records()}
+    """A new game against ``opponent`` (from :func:`make_opponent`); when the person is the seller, the agent (the
+    buyer) opens at once. ``in_progress``: the keys of games not finished yet (and so not stored yet)."""
+    buyer, seller = (HUMAN_SPEC, opponent.spec) if human is Role.BUYER else (opponent.spec, HUMAN_SPEC)
+    # Every game of the same sides, persona and scenario gets the next free rollout index, so no key repeats.
+    taken = {r.key for r in store.records()} | set(in_progress)
     index = next(
         i for i in range(len(taken) + 1) if episode_key(buyer, seller, persona, scenario.scenario_id, i) not in taken
     )
@@ -63,8 +95,8 @@ def human_move(
     session: PlaySession, store: EpisodeStore, kind: ActionKind, price: float | None, talk: str, thought: str
 ) -> None:
     """Play the person's message, then the agent's reply; store the episode when the game ends."""
-    if session.game.done:
-        raise ValueError("this game is over")
+    if not session.awaits_person:
+        raise GameStateError("this game is over" if session.over else "it is not your turn")
     session.game.play(Action(kind, price if kind.takes_price else None), talk=talk, thought=thought)
     _opponent_moves(session, store)
 
@@ -89,4 +121,3 @@ def _opponent_moves(session: PlaySession, store: EpisodeStore) -> None:
 def _finish(session: PlaySession, store: EpisodeStore, error: str | None = None) -> None:
     session.record = record_of(session.job, session.game, error)
     store.append(session.record)
-    session.opponent.close()
