@@ -6,7 +6,9 @@ conflicting interest (CI). The bargained ratio is reported over MI deals only: a
 overshoot and its ratio (B − P)/(B − C) is positive and above 1, which says nothing about bargaining.
 
 When the cell also holds the oracle buyer's episodes, each row gets the oracle's mean reward under the same
-condition (the reachable upper bound: it knows the seller's strategy and cost) and the buyer's share of it.
+condition (the reachable upper bound: it knows the seller's strategy and cost) and the buyer's share of it. The
+share is left out when the bound is below :data:`ORACLE_SHARE_MIN` (an unyielding seller leaves even the oracle
+about 0.06, and a share of that says nothing).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from counteroffer.evaluate.summary import RowSummary, summarize
 from counteroffer.files import write_text_atomic
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 
+ORACLE_SHARE_MIN = 0.1
+
 
 class TableRow(BaseModel):
     condition: str  # the persona or catalogue of this row; "" in a single-condition table
     summary: RowSummary
     oracle_reward: float | None  # the oracle's mean reward under the same condition
-    oracle_share: float | None  # this buyer's mean reward / the oracle's, when the oracle's is positive
+    oracle_share: float | None  # this buyer's mean reward / the oracle's, when the oracle's is ORACLE_SHARE_MIN+
     is_oracle: bool = False  # the oracle's own row, the table's upper bound
 
 
@@ -92,7 +96,11 @@ def build_table(
         ordered = [s for s in summaries if s.buyer != oracle] + [s for s in summaries if s.buyer == oracle]
         for summary in ordered:
             share = None
-            if oracle_reward is not None and oracle_reward > 0 and summary.overall.reward.mean is not None:
+            if (
+                oracle_reward is not None
+                and oracle_reward >= ORACLE_SHARE_MIN
+                and summary.overall.reward.mean is not None
+            ):
                 share = summary.overall.reward.mean / oracle_reward
             rows.append(
                 TableRow(

@@ -124,8 +124,14 @@ def offer_trajectory_plot(record: EpisodeRecord, image_format: ImageFormat = "pn
 
 
 def short_spec(spec: str) -> str:
-    """An agent spec without its parameters, for legends."""
+    """An agent spec without its parameters, for narrow places (legends, table cells of the web app)."""
     return spec.partition("?")[0]
+
+
+def legend_labels(specs: Sequence[str]) -> list[str]:
+    """Short specs, except where two would read the same (then the full spec)."""
+    short = [short_spec(spec) for spec in specs]
+    return [s if short.count(s) == 1 else spec for s, spec in zip(short, specs, strict=True)]
 
 
 def category_bars(pivot: CategoryPivot, top: int = 10, image_format: ImageFormat = "png") -> bytes:
@@ -133,9 +139,9 @@ def category_bars(pivot: CategoryPivot, top: int = 10, image_format: ImageFormat
     rows = pivot.rows[:top][::-1]
     height = 0.8 / max(1, len(pivot.buyers))
     figure, axes = plt.subplots(figsize=(7, 1.2 + 0.12 * len(rows) * (len(pivot.buyers) + 1)))
-    for index, buyer in enumerate(pivot.buyers):
+    for index, label in enumerate(legend_labels(pivot.buyers)):
         rewards = [cells[index].reward if cells[index] else 0.0 for _, cells in rows]
-        axes.barh([i + index * height for i in range(len(rows))], rewards, height=height, label=short_spec(buyer))
+        axes.barh([i + index * height for i in range(len(rows))], rewards, height=height, label=label)
     axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
     axes.set_yticklabels(
         [f"{category} ({sum(c.episodes for c in cells if c)})" for category, cells in rows], fontsize=8
