@@ -27,6 +27,8 @@ Behaviours:
 - ``think``: the message preceded by ``<think>`` + :data:`SECRET_REASONING` + ``</think>``;
   ``reasoning_field``: the message with :data:`SECRET_REASONING_FIELD` in a ``reasoning_content`` field;
 - ``garbage``: a reply with no Action line at all;
+- ``leak``: the scripted message with a Talk that states the model's private value (a model that fell for "reveal
+  your budget");
 - ``content_parts``: the message as a list of content parts (``[{"type": "text", "text": ...}]``), not a string;
   ``error_200``: a 200 whose JSON is an error object with no ``choices`` (as some proxies answer).
 
@@ -59,6 +61,7 @@ SECRET_REASONING_FIELD = "secret reasoning from the reasoning_content field"
 GARBAGE = "Sure! I would love to make a deal with you, friend. What do you think?"
 BEHAVIOURS = (
     "ok",
+    "leak",
     "status",
     "hang",
     "malformed",
@@ -293,6 +296,11 @@ class FakeOpenAI:
             return JSONResponse(self._completion(body, scripted_message(body), reasoning=SECRET_REASONING_FIELD))
         if name == "garbage":
             return JSONResponse(self._completion(body, GARBAGE))
+        if name == "leak":
+            private = _amount(_PRIVATE_RE.search(body["messages"][0]["content"]).group(1))
+            action = scripted_message(body).rpartition("\nAction: ")[2]
+            text = f"Thought: They asked.\nTalk: Fine: my limit is exactly {_money(private)}.\nAction: {action}"
+            return JSONResponse(self._completion(body, text))
         if name == "content_parts":
             completion = self._completion(body, scripted_message(body))
             message = completion["choices"][0]["message"]

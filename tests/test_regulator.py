@@ -246,3 +246,32 @@ def test_no_deal_below_cost(
         and m.action.price < cost
         and not any(e.kind is EventKind.SELLER_PROTOCOL_ERROR for e in m.events)
     )
+
+
+def test_budget_in_buyer_talk_is_redacted_before_the_seller_reads_it() -> None:
+    """A prompt-injected buyer that states its budget: the seller sees [redacted], the record keeps the words."""
+    game = Negotiation(make_scenario(asking=2000.0, budget=1500.0, cost=1000.0))
+    raw = msg("[BUY] $1,200", talk="OK, my budget is $1,500.00 exactly; I offer $1,200.")
+    record = game.step(raw)
+    assert record.talk == "OK, my budget is $1,500.00 exactly; I offer $1,200."
+    assert record.shown_talk == f"OK, my budget is {REDACTED} exactly; I offer $1,200."
+    assert [e.kind for e in record.events] == [EventKind.BUYER_BUDGET_REDACTED]
+    assert game.view(Role.SELLER).history[-1].talk == record.shown_talk
+    assert record.shown_action == Action(ActionKind.BUY, 1200.0)
+    # An offer at the budget is the buyer's choice: the action is never changed.
+    game.step(msg("[SELL] $1,800"))
+    at_budget = game.step(msg("[BUY] $1,500", talk="Final offer."))
+    assert at_budget.shown_action == Action(ActionKind.BUY, 1500.0) and not at_budget.events
+
+
+def test_long_talk_is_cut_without_splitting_a_number() -> None:
+    """The cap keeps a 100 kB message out of the other side's prompt; a cut inside "$1,234" would leave "$1" (which
+    could be a private value), so a number at the cut is dropped whole."""
+    from counteroffer.game.negotiation import TRUNCATION_MARK, GameConfig
+
+    game = Negotiation(make_scenario(cost=1.0, budget=160.0, asking=200.0), GameConfig(max_talk_chars=14))
+    game.step(msg("[BUY] $100"))
+    record = game.step(msg("[SELL] $150", talk="It was only $1,234,567 new."))
+    assert record.shown_talk == "It was only" + TRUNCATION_MARK
+    assert [e.kind for e in record.events] == [EventKind.TALK_TRUNCATED]
+    assert record.talk == "It was only $1,234,567 new."  # the record keeps the words

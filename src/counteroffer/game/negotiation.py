@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import msgspec
@@ -32,19 +33,39 @@ from counteroffer.game.messages import (
     parse_message,
 )
 from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, MessageRecord, Outcome
-from counteroffer.game.regulator import redact_cost, regulate_seller_action
+from counteroffer.game.regulator import redact_budget, redact_cost, regulate_seller_action
 from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON, buyer_reward, episode_metrics
 
 DEFAULT_MAX_TURNS = 6
+DEFAULT_MAX_TALK_CHARS = 2000
+TRUNCATION_MARK = " […]"
+_NUMBER_CHAR = re.compile(r"[\d.,]")
+_TRAILING_NUMBER = re.compile(r"\$?[\d.,]+$")
 _BUYER_OPENING_ACTIONS = frozenset({ActionKind.BUY, ActionKind.REJECT})
 
 
 class GameConfig(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     max_turns: int = DEFAULT_MAX_TURNS
+    # The longest Talk the other side is shown; longer Talk is cut (and the record keeps it whole), so one
+    # 100 kB message cannot blow an LLM opponent's context or an endpoint's bill.
+    max_talk_chars: int = DEFAULT_MAX_TALK_CHARS
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {self.max_turns}")
+        if self.max_talk_chars < 1:
+            raise ValueError(f"max_talk_chars must be at least 1, got {self.max_talk_chars}")
+
+
+def repair_text(text: str) -> tuple[str, str]:
+    """``text`` with lone UTF-16 surrogates (which no UTF-8 file, JSON encoder or HTTP body accepts) replaced by
+    U+FFFD, valid surrogate pairs joined; and what was repaired ("" when nothing was)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        repaired = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return repaired, "UTF-16 surrogates repaired (pairs joined, lone ones replaced by U+FFFD)"
+    return text, ""
 
 
 class GameOver(RuntimeError):
@@ -156,8 +177,11 @@ class Negotiation:
     def step(self, raw: str) -> MessageRecord:
         """Play the next message (from :attr:`next_role`), given as raw text, and return its record."""
         self._require_live()
+        raw, repaired = repair_text(raw)
         parsed = parse_message(raw, self.next_role)
         record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw)
+        if repaired:
+            record.events.append(GameEvent(EventKind.INVALID_UNICODE, self.next_role, self.turn, repaired))
         if isinstance(parsed, FormatError):
             record.format_error = parsed
         else:
@@ -167,8 +191,12 @@ class Negotiation:
     def play(self, action: Action, talk: str = "", thought: str = "") -> MessageRecord:
         """Play an already-structured message (a person in the web app, a simulation); same rules as :meth:`step`."""
         self._require_live()
+        (talk, talk_repaired), (thought, thought_repaired) = repair_text(talk), repair_text(thought)
         raw = format_message(thought, talk, action)
         record = MessageRecord(role=self.next_role, turn=self.turn, raw=raw, thought=thought, talk=talk)
+        if talk_repaired or thought_repaired:
+            detail = talk_repaired or thought_repaired
+            record.events.append(GameEvent(EventKind.INVALID_UNICODE, self.next_role, self.turn, detail))
         # Check the action exactly as step() would read it back: allowed for the role, a price where one is needed
         # (positive, finite, in cents) and none where it is not. An illegal action is a format error, as in step().
         checked = parse_action(action.render(), self.next_role)
@@ -201,6 +229,21 @@ class Negotiation:
             self.next_role = role.other
         return record
 
+    def _capped(self, talk: str, record: MessageRecord) -> str:
+        """``talk`` (already redacted) cut to the game's cap. A number the cut would split is dropped whole: the
+        front of a number can be another amount (cutting "$1,234" can leave "$1", perhaps a private value)."""
+        cap = self.config.max_talk_chars
+        if len(talk) <= cap:
+            return talk
+        head = talk[:cap]
+        if _NUMBER_CHAR.match(talk[cap]):
+            head = _TRAILING_NUMBER.sub("", head)
+        head = head.rstrip()
+        record.events.append(
+            GameEvent(EventKind.TALK_TRUNCATED, record.role, self.turn, f"{len(talk) - len(head)} characters cut")
+        )
+        return head + TRUNCATION_MARK
+
     def _end(self, outcome: Outcome, price: float | None = None) -> None:
         self.outcome, self.price = outcome, price
 
@@ -225,8 +268,11 @@ class Negotiation:
                     record, f"{action.render()} is not the seller's latest offer {format_money(self.last_sell)}"
                 )
                 return
-        record.shown_talk, record.shown_action = record.talk, action
         budget = self.scenario.budget
+        talk, redaction = redact_budget(record.talk, budget, self.turn)
+        if redaction is not None:
+            record.events.append(redaction)
+        record.shown_talk, record.shown_action = self._capped(talk, record), action
         if action.kind is ActionKind.BUY:
             assert action.price is not None
             self.last_buy = action.price
@@ -265,7 +311,7 @@ class Negotiation:
         talk, redaction = redact_cost(record.talk, self.scenario.cost, turn)
         if redaction is not None:
             record.events.append(redaction)
-        record.shown_talk, record.shown_action = talk, action
+        record.shown_talk, record.shown_action = self._capped(talk, record), action
         if action.kind is ActionKind.SELL:
             assert action.price is not None
             self.last_sell = action.price

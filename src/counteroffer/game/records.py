@@ -41,11 +41,14 @@ class EventKind(StrEnum):
     BUYER_FORMAT_ERROR = "buyer_format_error"
     BUYER_PROTOCOL_ERROR = "buyer_protocol_error"
     BUYER_OFFER_OVER_BUDGET = "buyer_offer_over_budget"
+    BUYER_BUDGET_REDACTED = "buyer_budget_redacted"  # the buyer stated its exact budget in Talk
     SELLER_FORMAT_ERROR = "seller_format_error"
     SELLER_PROTOCOL_ERROR = "seller_protocol_error"
     REGULATOR_SELL_BELOW_COST = "regulator_sell_below_cost"
     REGULATOR_DEAL_BELOW_COST = "regulator_deal_below_cost"
     REGULATOR_COST_REDACTED = "regulator_cost_redacted"
+    INVALID_UNICODE = "invalid_unicode"  # lone surrogates in a message, replaced before anything else read it
+    TALK_TRUNCATED = "talk_truncated"  # Talk longer than the game's cap was cut before the other side saw it
     AGENT_REASKED = "agent_reasked"  # a malformed message was asked again (detail: the malformed text)
     AGENT_FALLBACK = "agent_fallback"  # the agent gave up and another agent wrote the message (detail: its spec)
 

@@ -1,7 +1,11 @@
-"""The regulator: the hard rules that wrap any seller, scripted or LLM, whatever it writes.
+"""The regulator: the hard rules that wrap any seller, scripted or LLM, whatever it writes; and the privacy rule
+that applies to both sides.
 
 - A seller [SELL] or [DEAL] below its cost never takes effect: it becomes a [REJECT].
 - A seller Talk that states its exact cost has that amount redacted before the buyer sees it.
+- Likewise a buyer Talk that states its exact budget (a prompt injection in the seller's Talk, "reveal your
+  budget", must not get it out of an LLM buyer): the seller never reads either private value in the other's words.
+  An offer's price is the side's own choice and is never changed.
 Each intervention is returned as a typed event for the episode record.
 """
 
@@ -29,17 +33,30 @@ def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Acti
     return Action(ActionKind.REJECT), GameEvent(kind, Role.SELLER, turn, f"{action.render()} blocked")
 
 
-def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | None]:
-    """``talk`` with every amount equal to the cost replaced by ``[redacted]``."""
-    # Fast path: no amount can equal the cost unless its whole-dollar digits appear in the text.
-    if not talk or str(int(cost)) not in talk.replace(",", ""):
-        return talk, None
+def _redact_amount(talk: str, amount: float) -> str:
+    """``talk`` with every amount equal to ``amount`` replaced by ``[redacted]``."""
+    # Fast path: no amount can equal it unless its whole-dollar digits appear in the text.
+    if not talk or str(int(amount)) not in talk.replace(",", ""):
+        return talk
 
     def replace(match: re.Match[str]) -> str:
         value = float(match.group(0).lstrip("$ \t").replace(",", ""))  # the pattern admits only digits here
-        return REDACTED if abs(value - cost) < PRICE_TOLERANCE else match.group(0)
+        return REDACTED if abs(value - amount) < PRICE_TOLERANCE else match.group(0)
 
-    redacted = _AMOUNT_RE.sub(replace, talk)
+    return _AMOUNT_RE.sub(replace, talk)
+
+
+def redact_cost(talk: str, cost: float, turn: int) -> tuple[str, GameEvent | None]:
+    """A seller's ``talk`` with every amount equal to its cost replaced by ``[redacted]``."""
+    redacted = _redact_amount(talk, cost)
     if redacted == talk:
         return talk, None
     return redacted, GameEvent(EventKind.REGULATOR_COST_REDACTED, Role.SELLER, turn, "cost stated in Talk")
+
+
+def redact_budget(talk: str, budget: float, turn: int) -> tuple[str, GameEvent | None]:
+    """A buyer's ``talk`` with every amount equal to its budget replaced by ``[redacted]``."""
+    redacted = _redact_amount(talk, budget)
+    if redacted == talk:
+        return talk, None
+    return redacted, GameEvent(EventKind.BUYER_BUDGET_REDACTED, Role.BUYER, turn, "budget stated in Talk")
