@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import re
 import socket
 import threading
@@ -98,6 +99,7 @@ class _State:
     rules: list[tuple[str, str]] = field(default_factory=list)
     queues: dict[str, deque[str]] = field(default_factory=lambda: {"any": deque()})
     defaults: dict[str, str] = field(default_factory=dict)
+    chaos: tuple[random.Random, list[tuple[str, float]]] | None = None  # see FakeOpenAI.chaos
 
 
 def _money(amount: float) -> str:
@@ -215,6 +217,16 @@ class FakeOpenAI:
         with self._lock:
             self._state.rules.append((substring, behaviour))
 
+    def chaos(self, rates: dict[str, float], seed: int = 0) -> None:
+        """Once the rules and queues have nothing to say, each request takes a behaviour at random: ``rates`` maps
+        behaviours to probabilities (the rest is ``ok``); seeded, so a run's fault sequence repeats."""
+        for behaviour in rates:
+            _check(behaviour)
+        if sum(rates.values()) > 1:
+            raise ValueError("the fault rates add up to more than 1")
+        with self._lock:
+            self._state.chaos = (random.Random(seed), list(rates.items()))
+
     def clear_rules(self) -> None:
         with self._lock:
             self._state.rules.clear()
@@ -236,6 +248,13 @@ class FakeOpenAI:
             for queue in (self._state.queues.get(role), self._state.queues["any"]):
                 if queue:
                     return queue.popleft()
+            if self._state.chaos is not None:
+                rng, rates = self._state.chaos
+                draw = rng.random()
+                for behaviour, rate in rates:
+                    if draw < rate:
+                        return behaviour
+                    draw -= rate
             return self._state.defaults.get(role, "ok")
 
     # --- the endpoints ----------------------------------------------------------------------------------------

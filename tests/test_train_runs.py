@@ -11,8 +11,11 @@ the format every time, and equal rewards give no gradient).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +156,34 @@ def test_grpo_runs_in_two_processes_under_accelerate_launch(run_config: Path, tm
     [entry] = _log(out / "grpo")
     assert entry["game"]["episodes"] == 8  # both processes' episodes, gathered
     assert (out / "grpo" / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.timeout(1200)
+def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step(
+    run_config: Path, tmp_path: Path
+) -> None:
+    """kill -9 after step 3 is logged (checkpoints every 2 steps: the last is checkpoint-2), then --resume: training
+    continues from checkpoint-2, plays step 3 again, and the log has each step once."""
+    out = tmp_path / "killed"
+    sets = ["--set", f"out={out}", "--set", f"grpo.init={run_config.parent / 'run' / 'sft' / 'final'}",
+            "--set", "grpo.steps=4", "--set", "grpo.save_steps=2", "--set", "evaluation.every_steps=0"]  # fmt: skip
+    from conftest import CLI
+
+    process = subprocess.Popen([*CLI, "train", "grpo", str(run_config), *sets], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    log = out / "grpo" / LOG_FILE
+    deadline = time.monotonic() + 900
+    while not (log.exists() and any(e["step"] == 3 for e in _log(out / "grpo"))):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "step 3 was never logged"
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (out / "grpo" / "checkpoint-2").is_dir() and not (out / "grpo" / "checkpoint-4").exists()
+
+    resumed = run_cli("train", "grpo", run_config, "--resume", *sets, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    steps = [e["step"] for e in _log(out / "grpo") if e["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    state = json.loads((out / "grpo" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4

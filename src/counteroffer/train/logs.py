@@ -15,22 +15,41 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from counteroffer.files import write_text_atomic
+
 LOG_FILE = "train_log.jsonl"
 
 
 class TrainLog(TrainerCallback):
     """Collects what the rollouts and evaluations report and writes it at each of the trainer's log events."""
 
-    def __init__(self, out: Path, enabled: bool = True) -> None:
+    def __init__(self, out: Path, enabled: bool = True, start_step: int = 0) -> None:
+        """``start_step``: the step the run starts after (the resumed checkpoint's, 0 for a fresh start). What an
+        earlier, killed run logged after it is dropped, since it is trained again: no step is logged twice."""
         self.path = out / LOG_FILE
         self.enabled = enabled
         self.pending: dict[str, Any] = {}
         self._writer = None
         if enabled:
             out.mkdir(parents=True, exist_ok=True)
+            self._rewind(start_step)
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start_step + 1)
+
+    def _rewind(self, start_step: int) -> None:
+        """Keep the step lines up to ``start_step``; a torn last line (a kill mid-write) goes too."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines(keepends=True):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if line.endswith("\n") and entry.get("kind") in ("train", "eval") and entry["step"] <= start_step:
+                kept.append(line)
+        write_text_atomic(self.path, "".join(kept))
 
     def add(self, **fields: Any) -> None:
         """Attach fields (``game=…``, ``samples=…``) to the next step's line."""

@@ -30,7 +30,8 @@ def start_stage(out: Path, resume: bool) -> tuple[Path | None, TrainLog]:
     checkpoint = last_checkpoint(out)
     if checkpoint is not None and not resume:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
-    return checkpoint, TrainLog(out, enabled=is_main_process())
+    start_step = int(checkpoint.name.rpartition("-")[2]) if checkpoint is not None else 0
+    return checkpoint, TrainLog(out, enabled=is_main_process(), start_step=start_step)
 
 
 def trainer_arguments(settings: OptimSettings, out: Path, seed: int) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""A 500-episode bench, 32 episodes in flight, against an endpoint that fails at random: 500s, 429s with
+Retry-After, stalls past the client's timeout, cut and dropped connections, malformed JSON. The run completes;
+every episode is scored or marked errored; resuming re-runs exactly the errored ones; in the end all 500 are
+scored, none lost and none twice.
+
+The endpoint is the fake OpenAI-compatible server of ``fake_openai_server.py`` on loopback: a real model server
+cannot be made to fail on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from fake_openai_server import FakeOpenAI, serve
+
+from counteroffer.evaluate.bench import BenchConfig, run_bench
+
+FAULTS = {"status:500": 0.08, "status:429:0.2": 0.05, "hang:1.5": 0.03, "cut": 0.04, "drop": 0.04, "malformed": 0.06}
+
+
+def test_a_bench_against_a_faulty_endpoint_loses_and_repeats_nothing(shared_data: Path, tmp_path: Path) -> None:
+    with serve(FakeOpenAI()) as server:
+        server.fake.chaos(FAULTS, seed=1)
+        config = BenchConfig(
+            buyers=[server.spec("timeout=0.5&retries=2&backoff=0.01")],  # few retries: some episodes must fail
+            seller="scripted:linear",
+            split="test",
+            limit=125,
+            rollouts=4,
+            max_turns=4,
+            concurrency=32,
+            data_root=str(shared_data),
+            out=tmp_path / "run",
+        )
+        runs = [run_bench(config)]
+        while runs[-1].rows[0].errored and len(runs) < 8:
+            runs.append(run_bench(config))
+        behaviours = Counter(seen.behaviour for seen in server.fake.seen())
+        in_flight = server.fake.max_in_flight
+
+    assert all(behaviours[fault] > 0 for fault in FAULTS), behaviours  # every kind of fault happened
+    assert 1 < in_flight <= 32
+    first = runs[0]
+    assert first.played == 500 and first.rows[0].episodes + first.rows[0].errored == 500
+    assert first.rows[0].errored > 0  # the faults cost some episodes their retries
+    for before, after in zip(runs, runs[1:], strict=False):
+        assert after.played == before.rows[0].errored  # a resume plays only the errored episodes
+    assert runs[-1].rows[0].errored == 0 and runs[-1].rows[0].episodes == 500
+
+    lines = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
+    ok = [line["key"] for line in lines if line["status"] == "ok"]
+    assert len(ok) == len(set(ok)) == 500  # every episode scored exactly once
+    errored = [line for line in lines if line["status"] == "errored"]
+    assert len(lines) == 500 + len(errored) and all(line["error"] for line in errored)  # kept for the audit
