@@ -54,3 +54,24 @@ def test_a_bench_against_a_faulty_endpoint_loses_and_repeats_nothing(shared_data
     assert len(ok) == len(set(ok)) == 500  # every episode scored exactly once
     errored = [line for line in lines if line["status"] == "errored"]
     assert len(lines) == 500 + len(errored) and all(line["error"] for line in errored)  # kept for the audit
+
+
+def test_requests_spread_over_servers_and_avoid_a_failing_one(shared_data: Path, tmp_path: Path) -> None:
+    """One buyer spec naming two servers: a 200-episode bench shares its requests between them; when one of them
+    answers every request with a 500, the retries land on the other and no episode fails."""
+    with serve(FakeOpenAI()) as first, serve(FakeOpenAI()) as second:
+        first.fake.delay = second.fake.delay = 0.005  # requests overlap, so the least-busy choice matters
+        spec = f"openai:fake@{first.base_url},{second.base_url}?timeout=2&retries=3&backoff=0.01&concurrency=16"
+        config = BenchConfig(buyers=[spec], seller="scripted:linear", split="test", limit=50, rollouts=4, max_turns=4,
+                             concurrency=32, data_root=str(shared_data), out=tmp_path / "healthy")  # fmt: skip
+        assert run_bench(config).rows[0].errored == 0
+        shares = [len(first.fake.seen()), len(second.fake.seen())]
+        assert min(shares) >= 0.35 * sum(shares), shares
+
+        second.fake.set_default("status:500")
+        for server in (first, second):
+            server.fake.requests.clear()
+        result = run_bench(config.model_copy(update={"out": tmp_path / "one-down"}))
+        assert result.rows[0].errored == 0 and result.rows[0].episodes == 200
+        failed, answered = len(second.fake.seen()), len(first.fake.seen())
+    assert failed > 0 and answered >= 200  # every request that hit the failing server was retried on the other

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,9 @@ def client(server: Served) -> Iterator[openai.OpenAI]:
         yield client
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Served]:
-    try:
-        model = load_chat_model(MODEL)
-    except BundledModelError as exc:
-        pytest.skip(f"bundled model unavailable: {exc}")
+@contextmanager
+def running_server(model: object) -> Iterator[Served]:
+    """``counteroffer serve``'s app on ``model`` in a real uvicorn server on an ephemeral loopback port."""
     app = create_app(model, served_name=MODEL, max_batch=16, batch_window_ms=10)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -101,6 +99,20 @@ def server() -> Iterator[Served]:
         thread.join(timeout=60)
         sock.close()
         assert not thread.is_alive(), "the test server did not shut down"
+
+
+@pytest.fixture(scope="session")
+def loaded_model() -> object:
+    try:
+        return load_chat_model(MODEL)
+    except BundledModelError as exc:
+        pytest.skip(f"bundled model unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def server(loaded_model: object) -> Iterator[Served]:
+    with running_server(loaded_model) as served:
+        yield served
 
 
 def _records(out: Path) -> list[EpisodeRecord]:
@@ -327,3 +339,19 @@ def test_llm_seller_on_the_endpoint_plays_several_turns(server: Served, shared_d
         else:  # the model's own message: only one that parsed is used as it is
             assert message.format_error is None, message.raw
         assert not isinstance(parse_message(message.raw, Role.SELLER), FormatError), message.raw
+
+
+def test_a_bench_spreads_over_two_servers(
+    server: Served, loaded_model: object, shared_data: Path, tmp_path: Path
+) -> None:
+    """One seller spec naming two real servers (``openai:MODEL@URL1,URL2``, as one would name several vLLM servers):
+    the bench's requests are shared between them."""
+    with running_server(loaded_model) as second:
+        before = [served.stats()["requests"] for served in (server, second)]
+        seller = f"openai:{MODEL}@{server.base_url},{second.base_url}?max_new_tokens=24&reasks=0"
+        result = run_bench(small_bench(tmp_path / "run", shared_data, ["scripted:anchor"], seller, limit=4,
+                                       rollouts=2, max_turns=2))  # fmt: skip
+        served = [s.stats()["requests"] - b for s, b in zip((server, second), before, strict=True)]
+    assert result.rows[0].episodes == 8 and result.rows[0].errored == 0
+    assert min(served) >= 3 and sum(served) >= 8  # both servers answered a share of the seller's turns
+    assert max(served) <= 3 * min(served)

@@ -1,9 +1,15 @@
 """OpenAI-compatible endpoints (vLLM, SGLang, llama.cpp server, Ollama, OpenAI, OpenRouter, ``counteroffer serve``).
 
 Requests go through the official ``openai`` client on a private event loop in a background thread, at most
-``concurrency`` in flight per agent. Each request has a timeout and is retried with exponential backoff and
-jitter on connection errors, timeouts, 429 (honouring ``Retry-After``), 5xx and malformed responses, like the
-OpenAI SDK's own retries but counted and logged here; a request that still fails becomes an
+``concurrency`` in flight per agent. An agent may name several servers of the same model (one base URL per vLLM
+server, say): each request, and each retry, goes to the server with the fewest of the agent's requests in flight
+(ties in turn), so a slow server gets less. A server whose request just failed is rested for a while (a second,
+doubling with each further failure in a row, at most a minute) and a retry goes to another server when there is
+one: a dead server costs each episode one failed attempt, not its retries.
+
+Each request has a timeout and is retried with exponential backoff and jitter on connection errors, timeouts,
+429 (honouring ``Retry-After``), 5xx and malformed responses, like the OpenAI SDK's own retries but counted and
+logged here; a request that still fails becomes an
 :class:`~counteroffer.agents.base.AgentFailure` for its episode alone. The API key comes from an environment
 variable and is scrubbed from every error text, so it never reaches a log or a record.
 """
@@ -16,6 +22,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -41,6 +48,8 @@ _RETRYABLE = (
     MalformedResponse,
 )
 MAX_RETRY_AFTER_S = 60.0
+FIRST_REST_S = 1.0  # how long a server that just failed is passed over (when another can answer)
+MAX_REST_S = 60.0
 
 
 class _LoopThread:
@@ -64,7 +73,7 @@ class EndpointBackend(ChatBackend):
     def __init__(
         self,
         model: str,
-        base_url: str,
+        base_urls: str | Sequence[str],
         *,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 16,
@@ -72,7 +81,10 @@ class EndpointBackend(ChatBackend):
         retries: int = 4,
         backoff: float = 0.5,
     ) -> None:
-        self.name = f"{model}@{base_url}"
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("an endpoint agent needs at least one base URL")
+        self.name = f"{model}@{','.join(urls)}"
         self.model = model
         self.retries = retries
         self.backoff = backoff
@@ -80,7 +92,30 @@ class EndpointBackend(ChatBackend):
         self._api_key = os.environ.get(api_key_env) or "EMPTY"
         self._loop = _LoopThread()
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=self._api_key, timeout=timeout, max_retries=0)
+        self._clients = [
+            openai.AsyncOpenAI(base_url=url, api_key=self._api_key, timeout=timeout, max_retries=0) for url in urls
+        ]
+        self.in_flight = [0] * len(urls)
+        self.sent = [0] * len(urls)  # requests sent to each server, retries included
+        self._failures = [0] * len(urls)  # failures in a row
+        self._resting_until = [0.0] * len(urls)
+        self._turn = 0
+
+    def _pick(self, avoid: int | None) -> int:
+        """The server to send to: not ``avoid`` (where the last attempt failed) and not resting if another will
+        do; then the fewest requests in flight; ties go round the servers in turn. Runs on the loop thread only."""
+        self._turn = (self._turn + 1) % len(self._clients)
+        now = time.monotonic()
+        order = [(self._turn + i) % len(self._clients) for i in range(len(self._clients))]
+        return min(order, key=lambda i: (i == avoid, self._resting_until[i] > now, self.in_flight[i]))
+
+    def _record(self, server: int, failed: bool) -> None:
+        if not failed:
+            self._failures[server] = 0
+            return
+        self._failures[server] += 1
+        rest = min(MAX_REST_S, FIRST_REST_S * 2 ** (self._failures[server] - 1))
+        self._resting_until[server] = time.monotonic() + rest
 
     def complete(
         self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
@@ -96,21 +131,34 @@ class EndpointBackend(ChatBackend):
 
     async def _complete_one(self, chat: Chat, sampling: Sampling, seed: int) -> Completion | AgentFailure:
         last_error = ""
+        failed_on: int | None = None
         for attempt in range(self.retries + 1):
+            server = failed_on
             try:
                 async with self._semaphore:
-                    response = await self._client.chat.completions.create(
-                        model=self.model,
-                        messages=chat,  # type: ignore[arg-type]
-                        temperature=sampling.temperature,
-                        top_p=sampling.top_p,
-                        max_tokens=sampling.max_new_tokens,
-                        seed=seed,
-                    )
-                return _completion(response)
+                    server = self._pick(avoid=failed_on)
+                    self.in_flight[server] += 1
+                    self.sent[server] += 1
+                    try:
+                        response = await self._clients[server].chat.completions.create(
+                            model=self.model,
+                            messages=chat,  # type: ignore[arg-type]
+                            temperature=sampling.temperature,
+                            top_p=sampling.top_p,
+                            max_tokens=sampling.max_new_tokens,
+                            seed=seed,
+                        )
+                    finally:
+                        self.in_flight[server] -= 1
+                completion = _completion(response)
+                self._record(server, failed=False)
+                return completion
             except _RETRYABLE as exc:
                 last_error = self._describe(exc)
                 delay = self._delay(exc, attempt)
+                if server is not None:
+                    self._record(server, failed=True)
+                    failed_on = server
             except openai.APIStatusError as exc:
                 # A 4xx other than 429 will not get better by asking again.
                 return AgentFailure(self._describe(exc))
@@ -133,8 +181,11 @@ class EndpointBackend(ChatBackend):
         return text.replace(self._api_key, "[api key]") if self._api_key != "EMPTY" else text
 
     def close(self) -> None:
+        async def close_all() -> None:
+            await asyncio.gather(*(client.close() for client in self._clients))
+
         try:
-            self._loop.run(self._client.close())
+            self._loop.run(close_all())
         finally:
             self._loop.stop()
 

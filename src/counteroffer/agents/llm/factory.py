@@ -1,6 +1,7 @@
 """Building LLM agents from specs.
 
-``hf:MODEL[?params]`` and ``openai:MODEL@BASE_URL[?params]``. Parameters (all optional):
+``hf:MODEL[?params]`` and ``openai:MODEL@BASE_URL[,BASE_URL...][?params]`` (several base URLs: one model on
+several servers, each request sent to the least busy one). Parameters (all optional):
 
 - sampling: ``temperature`` (default: buyer 1.0, seller 0.7, as in the paper), ``top_p`` (1.0),
   ``max_new_tokens`` per turn (``hf`` 96: a well-formed message needs 40-80 tokens and CPU time is precious;
@@ -98,16 +99,20 @@ def make_llm_agent(
         except (OSError, ValueError, RuntimeError) as exc:  # no such model or path, no network to a hub, no package
             raise AgentSpecError(f"{spec}: cannot load model {name!r}: {exc}") from exc
     else:
-        model, at, base_url = name.partition("@")
-        if not at or not model or not base_url.startswith(("http://", "https://")):
-            raise AgentSpecError(f"{spec!r}: write endpoint agents as openai:MODEL@http(s)://HOST[:PORT]/v1")
+        model, at, urls = name.partition("@")
+        base_urls = urls.split(",")
+        if not at or not model or not all(url.startswith(("http://", "https://")) for url in base_urls):
+            raise AgentSpecError(
+                f"{spec!r}: write endpoint agents as openai:MODEL@http(s)://HOST[:PORT]/v1 (several servers: "
+                "comma-separated base URLs)"
+            )
         settings = _settings(EndpointSettings, spec, params)
         assert isinstance(settings, EndpointSettings)
         from counteroffer.agents.llm.endpoint import EndpointBackend
 
         backend = EndpointBackend(
             model,
-            base_url,
+            base_urls,
             api_key_env=settings.key_env,
             concurrency=settings.concurrency,
             timeout=settings.timeout,
