@@ -171,7 +171,9 @@ def scripted_message(body: dict[str, Any]) -> str:
 class FakeOpenAI:
     """The app and its fault plan. Thread-safe: the server runs in its own thread, the test in the main one."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_requests: bool = True) -> None:
+        """``keep_requests=False``: do not record requests (a benchmark's memory measures the client, not this)."""
+        self.keep_requests = keep_requests
         self._lock = threading.Lock()
         self._state = _State()
         self.requests: list[SeenRequest] = []
@@ -270,7 +272,8 @@ class FakeOpenAI:
         behaviour = self._choose(f"{raw}\n{contents}", role)
         seen = SeenRequest(dict(request.headers), body, raw, role, behaviour)
         with self._lock:
-            self.requests.append(seen)
+            if self.keep_requests:
+                self.requests.append(seen)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -103,7 +103,7 @@ def run_bench(
         # In plan order (buyer, scenario, rollout), not the file's finishing order: the rows then follow the
         # --buyer order.
         order = {job.key: position for position, job in enumerate(jobs)}
-        records = sorted((r for r in store.records() if r.key in order), key=lambda r: order[r.key])
+        records = sorted((r for r in store.stored() if r.key in order), key=lambda r: order[r.key])
     rows = summarize(records, seed=config.seed)
     summary_path = config.out / SUMMARY_FILE
     summary = {
@@ -140,7 +140,11 @@ def _check_same_settings(store: EpisodeStore, jobs: list[EpisodeJob], config: Be
             differences.append("--seed")
         if record.max_turns != config.max_turns:
             differences.append(f"--max-turns ({record.max_turns} there, {config.max_turns} now)")
-        if record.scenario != job.scenario:
+        scenario = job.scenario
+        if (record.scenario_id, record.private_values) != (
+            scenario.scenario_id,
+            (scenario.budget, scenario.cost, scenario.asking_price),
+        ):
             differences.append("scenario values (recipe or data)")
         if differences:
             raise ValueError(

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
+CHUNK_DRAWS = 1_000_000
 
 
 class Estimate(BaseModel):
@@ -41,7 +42,16 @@ def bootstrap_mean(values: Sequence[float], *, seed: int = 0, resamples: int = B
     if n == 1:
         return Estimate(mean=mean, ci_low=mean, ci_high=mean, n=1)
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    # In chunks of about a million draws: one (resamples × n) index matrix would take 32 MB per 1,000 episodes
+    # (and as much again for the gathered values), making a bench's memory grow with its size. The chunks draw
+    # the same numbers from the generator as one call would.
+    chunk = max(1, min(resamples, CHUNK_DRAWS // n))
+    means = np.concatenate(
+        [
+            data[rng.integers(0, n, size=(min(chunk, resamples - start), n))].mean(axis=1)
+            for start in range(0, resamples, chunk)
+        ]
+    )
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(mean=mean, ci_low=float(low), ci_high=float(high), n=n)

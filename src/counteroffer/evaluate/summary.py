@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from counteroffer.evaluate.stats import Estimate, bootstrap_mean
 from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
+from counteroffer.rollout.store import StoredEpisode
 
 
 class GroupSummary(BaseModel):
@@ -68,9 +69,9 @@ def summarize_group(metrics: Sequence[EpisodeMetrics], seed: int = 0) -> GroupSu
     return GroupSummary(episodes=len(metrics), **estimates)
 
 
-def summarize(records: Iterable[EpisodeRecord], seed: int = 0) -> list[RowSummary]:
-    """One row per (buyer, seller, persona), in first-seen order."""
-    cells: dict[tuple[str, str, str], list[EpisodeRecord]] = {}
+def summarize(records: Iterable[EpisodeRecord | StoredEpisode], seed: int = 0) -> list[RowSummary]:
+    """One row per (buyer, seller, persona), in first-seen order (full records or the store's summaries)."""
+    cells: dict[tuple[str, str, str], list[EpisodeRecord | StoredEpisode]] = {}
     for record in records:
         cells.setdefault((record.buyer, record.seller, record.persona), []).append(record)
     rows = []

@@ -4,29 +4,71 @@ Crash safety: every record is written with a single ``write`` on a file opened i
 process leaves at most one torn last line; opening the store cuts that line off. Resume: the keys of records
 with status ``ok`` are finished and skipped; an ``errored`` record is kept for the audit trail but its key is
 run again, and the later record supersedes it.
+
+Memory: the store keeps only a small :class:`StoredEpisode` per key (who played, the seed and private values, the
+metrics), never the transcripts, so a bench of a million episodes resumes and summarises in little memory;
+:meth:`EpisodeStore.records` reads the full records back from the file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
-from counteroffer.game.records import EpisodeRecord, EpisodeStatus
+from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
 
+T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(EpisodeRecord)
+
+
+class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """What the store keeps in memory of an episode: enough to resume, to check a resume's settings and to
+    summarise (``summarize`` reads these fields), not the messages."""
+
+    key: str
+    status: EpisodeStatus
+    buyer: str
+    seller: str
+    persona: str
+    seed: int
+    max_turns: int
+    scenario_id: str
+    private_values: tuple[float, float, float]  # budget, cost, asking price
+    metrics: EpisodeMetrics | None
+
+    @classmethod
+    def of(cls, record: EpisodeRecord) -> StoredEpisode:
+        scenario = record.scenario
+        return cls(
+            key=record.key,
+            status=record.status,
+            buyer=record.buyer,
+            seller=record.seller,
+            persona=record.persona,
+            seed=record.seed,
+            max_turns=record.max_turns,
+            scenario_id=scenario.scenario_id,
+            private_values=(scenario.budget, scenario.cost, scenario.asking_price),
+            metrics=record.metrics,
+        )
 
 
 class EpisodeStoreError(RuntimeError):
     """The episodes file holds a line that is not an episode record (not just a torn last line)."""
 
 
-def _decode_complete_lines(path: Path, data: bytes) -> tuple[dict[str, EpisodeRecord], int]:
-    """The latest record of each key in the complete lines of ``data``, and where those lines end."""
+def _decode_complete_lines(
+    path: Path, data: bytes, keep: Callable[[EpisodeRecord], T] = lambda record: record
+) -> tuple[dict[str, T], int]:
+    """``keep(record)`` of the latest record of each key in the complete lines of ``data``, and where those
+    lines end."""
     complete = data.rfind(b"\n") + 1
-    latest: dict[str, EpisodeRecord] = {}
+    latest: dict[str, T] = {}
     for number, line in enumerate(data[:complete].splitlines(), start=1):
         if not line.strip():
             continue
@@ -36,7 +78,7 @@ def _decode_complete_lines(path: Path, data: bytes) -> tuple[dict[str, EpisodeRe
             raise EpisodeStoreError(
                 f"{path}:{number}: not an episode record ({exc}); move the file aside or fix the line"
             ) from exc
-        latest[record.key] = record
+        latest[record.key] = keep(record)
     return latest, complete
 
 
@@ -62,7 +104,7 @@ class EpisodeStore:
         if not self.path.exists():
             return 0
         data = self.path.read_bytes()
-        self._latest, complete = _decode_complete_lines(self.path, data)
+        self._latest, complete = _decode_complete_lines(self.path, data, StoredEpisode.of)
         if complete < len(data):
             with self.path.open("rb+") as handle:
                 handle.truncate(complete)
@@ -72,8 +114,8 @@ class EpisodeStore:
         record = self._latest.get(key)
         return record is not None and record.status is EpisodeStatus.OK
 
-    def latest(self, key: str) -> EpisodeRecord | None:
-        """The latest record of ``key``, if any."""
+    def latest(self, key: str) -> StoredEpisode | None:
+        """What the store keeps of the latest record of ``key``, if any."""
         return self._latest.get(key)
 
     def append(self, record: EpisodeRecord) -> None:
@@ -81,11 +123,15 @@ class EpisodeStore:
         written = os.write(self._fd, line)
         if written != len(line):  # a regular file only short-writes when the disk is full
             raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-        self._latest[record.key] = record
+        self._latest[record.key] = StoredEpisode.of(record)
+
+    def stored(self) -> list[StoredEpisode]:
+        """What the store keeps of the latest record of every key (in memory: no file read)."""
+        return list(self._latest.values())
 
     def records(self) -> list[EpisodeRecord]:
-        """The latest record of every key."""
-        return list(self._latest.values())
+        """The latest full record of every key, read back from the file."""
+        return read_episodes(self.path)
 
     def close(self) -> None:
         if self._fd >= 0:

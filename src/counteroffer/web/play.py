@@ -79,7 +79,7 @@ def start_session(
     buyer) opens at once. ``in_progress``: the keys of games not finished yet (and so not stored yet)."""
     buyer, seller = (HUMAN_SPEC, opponent.spec) if human is Role.BUYER else (opponent.spec, HUMAN_SPEC)
     # Every game of the same sides, persona and scenario gets the next free rollout index, so no key repeats.
-    taken = {r.key for r in store.records()} | set(in_progress)
+    taken = {r.key for r in store.stored()} | set(in_progress)
     index = next(
         i for i in range(len(taken) + 1) if episode_key(buyer, seller, persona, scenario.scenario_id, i) not in taken
     )
