@@ -90,7 +90,7 @@ def concurrency_part(work: Path) -> dict:
 
 
 MEMORY_CHILD = """
-import resource, sys, time
+import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from fake_openai_server import FakeOpenAI, serve
@@ -101,7 +101,8 @@ with serve(FakeOpenAI(keep_requests=False)) as fake:
                          rollouts=4, max_turns=6, concurrency=64, out=Path(sys.argv[2]))
     result = run_bench(config)
 assert result.played == episodes, result.played
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not getrusage: a child's ru_maxrss starts from its parent's RSS at fork, which would hide the bench's own.
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -125,8 +126,10 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["concurrency", "memory"], choices=["concurrency", "memory"])
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "endpoints.json")
     args = parser.parse_args()
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                     "python": platform.python_version()}  # fmt: skip
+    # Parts run separately update the same file.
+    results: dict = json.loads(args.json.read_text()) if args.json.exists() else {}
+    results.update(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                   python=platform.python_version())  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
         for part in args.parts:
             results[part] = (concurrency_part if part == "concurrency" else memory_part)(Path(work))
