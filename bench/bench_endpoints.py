@@ -6,10 +6,10 @@ second; then the same benches against an endpoint that answers at once (the fake
 process): its episodes per second bound the client side's cost (prompt building, HTTP, parsing, the game, the
 records), so ``client share`` = real-run time that was not the server's = (1 / fake rate) / (1 / real rate).
 
-``memory``: peak RSS of benches of 250 to 4,000 episodes against the instant endpoint, each in a fresh process,
-and the growth per 1,000 episodes.
+``memory``: peak RSS (VmHWM) of benches of 250 to 4,000 episodes (the same 250 products, 1 to 16 rollouts) against
+the instant endpoint, each in a fresh process, and the growth per 1,000 episodes.
 
-Usage: python bench/bench_endpoints.py [--parts concurrency memory] [--json bench/results/endpoints.json]
+Usage: python bench/bench_endpoints.py [--parts concurrency memory] [--servers URL[,URL...]] [--json FILE]
 """
 
 from __future__ import annotations
@@ -63,20 +63,24 @@ def start_server(port: int, max_batch: int) -> subprocess.Popen:
     raise RuntimeError("counteroffer serve did not start")
 
 
-def concurrency_part(work: Path) -> dict:
+def concurrency_part(work: Path, servers: str | None) -> dict:
+    """``servers``: base URLs (comma-separated) of running servers of ``MODEL`` to measure instead of starting
+    ``counteroffer serve`` here."""
     params = "max_new_tokens=16&reasks=0&timeout=600&concurrency={c}"
-    server = start_server(8765, max_batch=32)
+    server = None if servers else start_server(8765, max_batch=32)
+    urls = servers or "http://127.0.0.1:8765/v1"
     rows = []
     try:
         for level in LEVELS:
             episodes = max(16, 2 * level)
-            seller = f"openai:{MODEL}@http://127.0.0.1:8765/v1?{params.format(c=level)}"
+            seller = f"openai:{MODEL}@{urls}?{params.format(c=level)}"
             real = episodes_per_second(seller, level, episodes, work / f"real-{level}")
             rows.append({"concurrency": level, "episodes": episodes, "real_episodes_per_s": real})
             print(rows[-1], flush=True)
     finally:
-        server.terminate()
-        server.wait()
+        if server is not None:
+            server.terminate()
+            server.wait()
     with serve(FakeOpenAI(keep_requests=False)) as fake:
         for row in rows:
             level = row["concurrency"]
@@ -97,8 +101,9 @@ from fake_openai_server import FakeOpenAI, serve
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 episodes = int(sys.argv[1])
 with serve(FakeOpenAI(keep_requests=False)) as fake:
-    config = BenchConfig(buyers=[fake.spec()], seller="scripted:boulware", split="all", limit=episodes // 4,
-                         rollouts=4, max_turns=6, concurrency=64, out=Path(sys.argv[2]))
+    # The same 250 products every time, more rollouts: only the number of episodes changes.
+    config = BenchConfig(buyers=[fake.spec()], seller="scripted:boulware", split="all", limit=250,
+                         rollouts=episodes // 250, max_turns=6, concurrency=64, out=Path(sys.argv[2]))
     result = run_bench(config)
 assert result.played == episodes, result.played
 # VmHWM, not getrusage: a child's ru_maxrss starts from its parent's RSS at fork, which would hide the bench's own.
@@ -108,7 +113,7 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 
 def memory_part(work: Path) -> dict:
     rows = []
-    for episodes in (252, 500, 1000, 2000, 3720):  # 3720: all 930 products x 4 rollouts
+    for episodes in (250, 500, 1000, 2000, 4000):
         output = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD.format(tests=str(ROOT / "tests")), str(episodes),
              str(work / f"memory-{episodes}")],
@@ -124,6 +129,7 @@ def memory_part(work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["concurrency", "memory"], choices=["concurrency", "memory"])
+    parser.add_argument("--servers", help="measure these running servers (comma-separated base URLs) instead")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "endpoints.json")
     args = parser.parse_args()
     # Parts run separately update the same file.
@@ -132,7 +138,9 @@ def main() -> None:
                    python=platform.python_version())  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
         for part in args.parts:
-            results[part] = (concurrency_part if part == "concurrency" else memory_part)(Path(work))
+            results[part] = (
+                concurrency_part(Path(work), args.servers) if part == "concurrency" else memory_part(Path(work))
+            )
     results["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")

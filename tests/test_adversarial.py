@@ -69,6 +69,9 @@ HOSTILE: dict[str, tuple[Writer, EventKind | None]] = {
                     EventKind.INVALID_UNICODE),  # a joined surrogate pair, a lone one
     "states_cost": (lambda v: said(f"[SELL] {above_cost(v)}", f"It cost me {format_money(v.private_value)}!"),
                     EventKind.REGULATOR_COST_REDACTED),
+    "states_cost_full_width": (lambda v: said(f"[SELL] {above_cost(v)}", "It cost me " + f"{v.private_value:.2f}"
+                               .translate(str.maketrans("0123456789", "０１２３４５６７８９"))),
+                               EventKind.REGULATOR_COST_REDACTED),
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ cannot be made to fail on demand.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -57,21 +58,49 @@ def test_a_bench_against_a_faulty_endpoint_loses_and_repeats_nothing(shared_data
 
 
 def test_requests_spread_over_servers_and_avoid_a_failing_one(shared_data: Path, tmp_path: Path) -> None:
-    """One buyer spec naming two servers: a 200-episode bench shares its requests between them; when one of them
-    answers every request with a 500, the retries land on the other and no episode fails."""
-    with serve(FakeOpenAI()) as first, serve(FakeOpenAI()) as second:
-        first.fake.delay = second.fake.delay = 0.005  # requests overlap, so the least-busy choice matters
-        spec = f"openai:fake@{first.base_url},{second.base_url}?timeout=2&retries=3&backoff=0.01&concurrency=16"
+    """One buyer spec naming two servers. A 200-episode bench shares its requests between them, the faster server
+    taking more (least busy first). With one server answering every request with a 500 and then with its port
+    closed, the retries land on the other, no episode fails, and the broken server sees few requests (it is
+    rested after failing)."""
+    with serve(FakeOpenAI()) as fast, serve(FakeOpenAI()) as slow:
+        fast.fake.delay, slow.fake.delay = 0.002, 0.02  # requests overlap, so the least-busy choice matters
+        spec = f"openai:fake@{fast.base_url},{slow.base_url}?timeout=2&retries=3&backoff=0.01&concurrency=16"
         config = BenchConfig(buyers=[spec], seller="scripted:linear", split="test", limit=50, rollouts=4, max_turns=4,
                              concurrency=32, data_root=str(shared_data), out=tmp_path / "healthy")  # fmt: skip
         assert run_bench(config).rows[0].errored == 0
-        shares = [len(first.fake.seen()), len(second.fake.seen())]
-        assert min(shares) >= 0.35 * sum(shares), shares
+        shares = [len(fast.fake.seen()), len(slow.fake.seen())]
+        assert shares[1] >= 0.1 * sum(shares) and shares[0] > 0.5 * sum(shares), shares
 
-        second.fake.set_default("status:500")
-        for server in (first, second):
+        slow.fake.set_default("status:500")
+        for server in (fast, slow):
             server.fake.requests.clear()
         result = run_bench(config.model_copy(update={"out": tmp_path / "one-down"}))
+        failed, answered = len(slow.fake.seen()), len(fast.fake.seen())
         assert result.rows[0].errored == 0 and result.rows[0].episodes == 200
-        failed, answered = len(second.fake.seen()), len(first.fake.seen())
-    assert failed > 0 and answered >= 200  # every request that hit the failing server was retried on the other
+        assert 0 < failed < 0.1 * answered, (failed, answered)
+
+    with serve(FakeOpenAI()) as alive:
+        dead = "http://127.0.0.1:9/v1"  # nothing listens there: connections are refused
+        spec = f"openai:fake@{dead},{alive.base_url}?timeout=2&retries=3&backoff=0.01&concurrency=16"
+        result = run_bench(config.model_copy(update={"buyers": [spec], "out": tmp_path / "port-closed"}))
+        assert result.rows[0].errored == 0 and result.rows[0].episodes == 200
+
+
+def test_a_burst_of_failures_rests_a_server_once_and_a_success_ends_the_rest() -> None:
+    """The requests in flight when a server breaks fail together: one failure, a one-second rest, not a streak that
+    would rest a healthy server for a minute after a blip."""
+    from counteroffer.agents.llm.endpoint import FIRST_REST_S, EndpointBackend
+
+    backend = EndpointBackend("m", ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"])
+    try:
+        for _ in range(16):
+            backend._record(0, failed=True)
+        rest = backend._resting_until[0] - time.monotonic()
+        assert 0 < rest <= FIRST_REST_S and backend._failures[0] == 1
+        assert {backend._pick(avoid=None) for _ in range(4)} == {1}  # the resting server is passed over
+        assert backend._pick(avoid=1) == 0  # unless it is the only other choice
+        backend._record(0, failed=False)
+        assert backend._resting_until[0] == 0.0 and backend._failures[0] == 0
+        assert {backend._pick(avoid=None) for _ in range(4)} == {0, 1}  # back in turn
+    finally:
+        backend.close()

@@ -19,6 +19,7 @@ from counteroffer.game.negotiation import GameConfig
 from counteroffer.rollout.runner import EpisodeJob, record_of
 
 EPISODES = 10_000
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 KINDS = ["BUY", "SELL", "DEAL", "REJECT", "QUIT", "OFFER", ""]
 NOISE = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     [
@@ -65,7 +66,8 @@ def price_text(draw: st.DrawFn, game: Negotiation, kind: str) -> str:
         )
         amount = round(anchor * draw(st.sampled_from([1.0, 0.5, 0.9, 0.99, 1.01, 1.1]) | st.floats(0.2, 2.0)), 2)
     style = draw(st.sampled_from(["${:,.2f}", "${:.2f}", "$ {:.2f}", "{:.2f}"]))
-    return style.format(max(amount, 0.01))
+    text = style.format(max(amount, 0.01))
+    return text.translate(FULL_WIDTH) if draw(st.integers(0, 9)) == 0 else text  # "１５００" is an amount too
 
 
 ROLE_KINDS = {

@@ -260,8 +260,20 @@ def test_budget_in_buyer_talk_is_redacted_before_the_seller_reads_it() -> None:
     assert record.shown_action == Action(ActionKind.BUY, 1200.0)
     # An offer at the budget is the buyer's choice: the action is never changed.
     game.step(msg("[SELL] $1,800"))
-    at_budget = game.step(msg("[BUY] $1,500", talk="Final offer."))
+    at_budget = game.step(msg("[BUY] $1,500", talk="Final offer: $1,500."))
     assert at_budget.shown_action == Action(ActionKind.BUY, 1500.0) and not at_budget.events
+    assert at_budget.shown_talk == "Final offer: $1,500."  # the offer shows the number anyway
+
+
+@pytest.mark.parametrize("digits", ["１５００", "١٥٠٠", "1５00"])
+def test_private_values_in_other_digits_are_redacted(digits: str) -> None:
+    """Full-width and Arabic-Indic digits are amounts too: "１５００" must not get past the redaction."""
+    game = Negotiation(make_scenario(asking=2000.0, budget=1500.0, cost=1000.0))
+    record = game.step(msg("[BUY] $1,200", talk=f"My budget is {digits}."))
+    assert record.shown_talk == f"My budget is {REDACTED}."
+    game.step(msg("[SELL] $1,800"))
+    shown, event = redact_cost(f"I paid {digits.replace('5', '0').replace('５', '０').replace('٥', '٠')}", 1000.0, 2)
+    assert shown == f"I paid {REDACTED}" and event is not None
 
 
 def test_long_talk_is_cut_without_splitting_a_number() -> None:

@@ -278,10 +278,15 @@ def test_resume_refuses_episodes_played_with_other_settings(
     first = msgspec.json.decode(data.splitlines()[0], type=EpisodeRecord)
     changed_scenario = msgspec.structs.replace(first.scenario, budget=first.scenario.budget * 2)
     changed = msgspec.json.encode(msgspec.structs.replace(first, scenario=changed_scenario)) + b"\n"
+    retitled_product = msgspec.structs.replace(first.scenario.product, title="Another product text")
+    retitled_scenario = msgspec.structs.replace(first.scenario, product=retitled_product)
+    retitled = msgspec.json.encode(msgspec.structs.replace(first, scenario=retitled_scenario)) + b"\n"
+    rest = b"".join(data.splitlines(keepends=True)[1:])
     cases = [
         ({"seed": 1}, data, "another --seed"),
         ({"max_turns": 4}, data, r"another --max-turns \(6 there, 4 now\)"),
-        ({}, changed + b"".join(data.splitlines(keepends=True)[1:]), r"another scenario values \(recipe or data\)"),
+        ({}, changed + rest, r"another scenario \(recipe or data\)"),
+        ({}, retitled + rest, r"another scenario \(recipe or data\)"),  # the product text, not only the values
     ]
     for number, (update, contents, message) in enumerate(cases):
         config = _fresh_copy(small_bench, tmp_path / str(number), contents)

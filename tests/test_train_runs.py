@@ -84,6 +84,11 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
     return path
 
 
+def _complete_lines(log: Path) -> list[dict]:
+    """The lines of a log that a running trainer has finished writing."""
+    return [json.loads(line) for line in log.read_text().splitlines(keepends=True) if line.endswith("\n")]
+
+
 def _log(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / LOG_FILE).read_text().splitlines()]
 
@@ -169,16 +174,18 @@ def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step
             "--set", "grpo.steps=4", "--set", "grpo.save_steps=2", "--set", "evaluation.every_steps=0"]  # fmt: skip
     from conftest import CLI
 
+    stderr = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe nobody reads while it fills
     process = subprocess.Popen([*CLI, "train", "grpo", str(run_config), *sets], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                               stderr=stderr, start_new_session=True)  # fmt: skip
     log = out / "grpo" / LOG_FILE
     deadline = time.monotonic() + 900
-    while not (log.exists() and any(e["step"] == 3 for e in _log(out / "grpo"))):
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+    while not (log.exists() and any(e["step"] == 3 for e in _complete_lines(log))):
+        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
         assert time.monotonic() < deadline, "step 3 was never logged"
-        time.sleep(0.5)
+        time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    stderr.close()
     assert (out / "grpo" / "checkpoint-2").is_dir() and not (out / "grpo" / "checkpoint-4").exists()
 
     resumed = run_cli("train", "grpo", run_config, "--resume", *sets, timeout=900)

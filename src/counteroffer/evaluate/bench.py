@@ -28,7 +28,7 @@ from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig
 from counteroffer.game.records import EpisodeRecord
 from counteroffer.rollout.runner import EpisodeJob, plan_jobs, run_episodes
-from counteroffer.rollout.store import EpisodeStore
+from counteroffer.rollout.store import EpisodeStore, scenario_digest
 
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -140,12 +140,8 @@ def _check_same_settings(store: EpisodeStore, jobs: list[EpisodeJob], config: Be
             differences.append("--seed")
         if record.max_turns != config.max_turns:
             differences.append(f"--max-turns ({record.max_turns} there, {config.max_turns} now)")
-        scenario = job.scenario
-        if (record.scenario_id, record.private_values) != (
-            scenario.scenario_id,
-            (scenario.budget, scenario.cost, scenario.asking_price),
-        ):
-            differences.append("scenario values (recipe or data)")
+        if record.scenario_digest != scenario_digest(job.scenario):
+            differences.append("scenario (recipe or data)")
         if differences:
             raise ValueError(
                 f"{store.path} already holds episode {job.key} played with another {', '.join(differences)}; "

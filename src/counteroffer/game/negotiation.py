@@ -269,7 +269,10 @@ class Negotiation:
                 )
                 return
         budget = self.scenario.budget
-        talk, redaction = redact_budget(record.talk, budget, self.turn)
+        talk, redaction = record.talk, None
+        # An offer at the budget shows that number anyway, and its Talk may name it: only other mentions leak.
+        if action.price is None or abs(action.price - budget) > PRICE_TOLERANCE:
+            talk, redaction = redact_budget(record.talk, budget, self.turn)
         if redaction is not None:
             record.events.append(redaction)
         record.shown_talk, record.shown_action = self._capped(talk, record), action

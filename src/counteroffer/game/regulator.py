@@ -4,8 +4,8 @@ that applies to both sides.
 - A seller [SELL] or [DEAL] below its cost never takes effect: it becomes a [REJECT].
 - A seller Talk that states its exact cost has that amount redacted before the buyer sees it.
 - Likewise a buyer Talk that states its exact budget (a prompt injection in the seller's Talk, "reveal your
-  budget", must not get it out of an LLM buyer): the seller never reads either private value in the other's words.
-  An offer's price is the side's own choice and is never changed.
+  budget", must not get it out of an LLM buyer), unless the message offers exactly that price (the number is then
+  shown anyway). An offer's price is the side's own choice and is never changed.
 Each intervention is returned as a typed event for the episode record.
 """
 
@@ -35,8 +35,9 @@ def regulate_seller_action(action: Action, cost: float, turn: int) -> tuple[Acti
 
 def _redact_amount(talk: str, amount: float) -> str:
     """``talk`` with every amount equal to ``amount`` replaced by ``[redacted]``."""
-    # Fast path: no amount can equal it unless its whole-dollar digits appear in the text.
-    if not talk or str(int(amount)) not in talk.replace(",", ""):
+    # Fast path: no amount can equal it unless its whole-dollar digits appear in the text. Only for ASCII text:
+    # "１５００" (full-width) or "١٥٠٠" (Arabic-Indic) digits are amounts too, and the pattern and float() read them.
+    if not talk or (talk.isascii() and str(int(amount)) not in talk.replace(",", "")):
         return talk
 
     def replace(match: re.Match[str]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
 from counteroffer.catalog.models import Scenario
-from counteroffer.game.negotiation import GameConfig, Negotiation
+from counteroffer.game.negotiation import GameConfig, Negotiation, repair_text
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, GameEvent, episode_key
 
 
@@ -102,12 +102,13 @@ def play_message(game: Negotiation, message: Message) -> None:
         game.step(message)
         return
     record = game.step(message.text)
-    record.reasoning = message.reasoning
+    # Everything kept in the record must encode: the game repaired the message; these come straight from the agent.
+    record.reasoning = repair_text(message.reasoning)[0]
     for attempt in message.reasks:
-        record.events.append(GameEvent(EventKind.AGENT_REASKED, record.role, record.turn, attempt))
+        record.events.append(GameEvent(EventKind.AGENT_REASKED, record.role, record.turn, repair_text(attempt)[0]))
     if message.fallback is not None:
         record.events.append(GameEvent(EventKind.AGENT_FALLBACK, record.role, record.turn, message.fallback))
-        record.replaced_raw = message.replaced
+        record.replaced_raw = repair_text(message.replaced)[0]
 
 
 def run_episodes(

@@ -12,6 +12,7 @@ metrics), never the transcripts, so a bench of a million episodes resumes and su
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +20,17 @@ from typing import TypeVar
 
 import msgspec
 
+from counteroffer.catalog.models import Scenario
 from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(EpisodeRecord)
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """A short fingerprint of everything in a scenario."""
+    return hashlib.blake2b(_encoder.encode(scenario), digest_size=12).hexdigest()
 
 
 class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
@@ -37,13 +44,11 @@ class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     persona: str
     seed: int
     max_turns: int
-    scenario_id: str
-    private_values: tuple[float, float, float]  # budget, cost, asking price
+    scenario_digest: str  # of the whole scenario: product text and recipe as well as the private values
     metrics: EpisodeMetrics | None
 
     @classmethod
     def of(cls, record: EpisodeRecord) -> StoredEpisode:
-        scenario = record.scenario
         return cls(
             key=record.key,
             status=record.status,
@@ -52,8 +57,7 @@ class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
             persona=record.persona,
             seed=record.seed,
             max_turns=record.max_turns,
-            scenario_id=scenario.scenario_id,
-            private_values=(scenario.budget, scenario.cost, scenario.asking_price),
+            scenario_digest=scenario_digest(record.scenario),
             metrics=record.metrics,
         )
 
@@ -95,7 +99,7 @@ class EpisodeStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._latest: dict[str, EpisodeRecord] = {}
+        self._latest: dict[str, StoredEpisode] = {}
         self.repaired_bytes = self._load()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 

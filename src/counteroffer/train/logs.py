@@ -38,7 +38,8 @@ class TrainLog(TrainerCallback):
             self._writer = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start_step + 1)
 
     def _rewind(self, start_step: int) -> None:
-        """Keep the step lines up to ``start_step``; a torn last line (a kill mid-write) goes too."""
+        """Keep the lines of steps up to ``start_step`` (a fresh start keeps none); a torn last line (a kill
+        mid-write) goes too."""
         if not self.path.exists():
             return
         kept = []
@@ -47,7 +48,7 @@ class TrainLog(TrainerCallback):
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if line.endswith("\n") and entry.get("kind") in ("train", "eval") and entry["step"] <= start_step:
+            if start_step and line.endswith("\n") and entry.get("step", 0) <= start_step:
                 kept.append(line)
         write_text_atomic(self.path, "".join(kept))
 

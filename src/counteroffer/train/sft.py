@@ -109,15 +109,16 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
     examples = [sft_example(demonstration_tokens(record, prompts, chat_tokenizer)) for record in demos]
     kept = [e for e in examples if len(e["input_ids"]) <= settings.max_length]
-    log.write(
-        {
-            "kind": "data",
-            "step": 0,
-            "demonstrations": len(demos),
-            "too_long": len(examples) - len(kept),
-            "tokens": sum(len(e["input_ids"]) for e in kept),
-        }
-    )
+    if checkpoint is None:  # a resumed run's log already starts with this line
+        log.write(
+            {
+                "kind": "data",
+                "step": 0,
+                "demonstrations": len(demos),
+                "too_long": len(examples) - len(kept),
+                "tokens": sum(len(e["input_ids"]) for e in kept),
+            }
+        )
     args = SFTConfig(
         **trainer_arguments(settings, out, config.seed),
         num_train_epochs=settings.epochs,

@@ -30,6 +30,7 @@ import openai
 
 from counteroffer.agents.base import AgentFailure
 from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
+from counteroffer.game.negotiation import repair_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +48,7 @@ _RETRYABLE = (
     json.JSONDecodeError,
     MalformedResponse,
 )
+_MODEL_ERRORS = (openai.APIResponseValidationError, json.JSONDecodeError, MalformedResponse)
 MAX_RETRY_AFTER_S = 60.0
 FIRST_REST_S = 1.0  # how long a server that just failed is passed over (when another can answer)
 MAX_REST_S = 60.0
@@ -110,12 +112,17 @@ class EndpointBackend(ChatBackend):
         return min(order, key=lambda i: (i == avoid, self._resting_until[i] > now, self.in_flight[i]))
 
     def _record(self, server: int, failed: bool) -> None:
+        """A success ends a server's rest; a failure starts one, twice as long as the last if it comes after that
+        rest ended (the many requests in flight when a server breaks count as one failure, not a streak)."""
         if not failed:
             self._failures[server] = 0
+            self._resting_until[server] = 0.0
+            return
+        now = time.monotonic()
+        if now < self._resting_until[server]:
             return
         self._failures[server] += 1
-        rest = min(MAX_REST_S, FIRST_REST_S * 2 ** (self._failures[server] - 1))
-        self._resting_until[server] = time.monotonic() + rest
+        self._resting_until[server] = now + min(MAX_REST_S, FIRST_REST_S * 2 ** (self._failures[server] - 1))
 
     def complete(
         self, chats: Sequence[Chat], samplings: Sequence[Sampling], seeds: Sequence[int]
@@ -133,7 +140,7 @@ class EndpointBackend(ChatBackend):
         last_error = ""
         failed_on: int | None = None
         for attempt in range(self.retries + 1):
-            server = failed_on
+            server: int | None = None
             try:
                 async with self._semaphore:
                     server = self._pick(avoid=failed_on)
@@ -157,8 +164,17 @@ class EndpointBackend(ChatBackend):
                 last_error = self._describe(exc)
                 delay = self._delay(exc, attempt)
                 if server is not None:
-                    self._record(server, failed=True)
                     failed_on = server
+                    # An unusable answer is the model's doing, not the server's: the server is not rested for it.
+                    if not isinstance(exc, _MODEL_ERRORS):
+                        self._record(server, failed=True)
+            except openai.NotFoundError as exc:
+                # With several servers, a 404 is one server's misconfiguration (a wrong path, the model not
+                # loaded there): rest it and ask another. With one, asking again will not help.
+                if len(self._clients) == 1 or server is None:
+                    return AgentFailure(self._describe(exc))
+                last_error, delay, failed_on = self._describe(exc), 0.0, server
+                self._record(server, failed=True)
             except openai.APIStatusError as exc:
                 # A 4xx other than 429 will not get better by asking again.
                 return AgentFailure(self._describe(exc))
@@ -201,9 +217,10 @@ def _completion(response: Any) -> Completion:
     if content is not None and not isinstance(content, str):  # e.g. a list of content parts: the game reads text
         raise MalformedResponse(f"message content is a {type(content).__name__}, not text")
     reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None) or ""
+    # JSON can carry lone surrogates ("\\ud800"), which no later encoder accepts (a re-ask would send them back).
     return Completion(
-        text=content or "",
-        reasoning=reasoning if isinstance(reasoning, str) else "",
+        text=repair_text(content or "")[0],
+        reasoning=repair_text(reasoning)[0] if isinstance(reasoning, str) else "",
         prompt_tokens=_token_count(response, "prompt_tokens"),
         completion_tokens=_token_count(response, "completion_tokens"),
     )
