@@ -255,3 +255,22 @@ def test_two_open_games_on_one_scenario_get_different_keys(client: tuple[Browser
         http.post(game, data={"action": "QUIT"})
     with EpisodeStore(root / "play" / "episodes.jsonl") as store:
         assert sorted(r.rollout_index for r in store.records()) == [0, 1]
+
+
+def test_an_opponent_that_raises_ends_the_game_as_errored(shared_data: Path, tmp_path: Path) -> None:
+    """An agent that raises (a bug, not an AgentFailure) does not leave the game stuck on its turn."""
+    from counteroffer.agents.base import Agent
+    from counteroffer.web.play import human_move, start_session
+
+    class Broken(Agent):
+        def act(self, requests):  # noqa: ANN001, ANN201
+            raise RuntimeError("boom")
+
+    scenario = load_scenarios("amazon", "test", data_root=shared_data, limit=1).scenarios[0]
+    with EpisodeStore(tmp_path / "play" / "episodes.jsonl") as store:
+        session = start_session(scenario, Role.BUYER, Broken("broken:x", Role.SELLER), store, persona="neutral",
+                                max_turns=2)  # fmt: skip
+        human_move(session, store, ActionKind.BUY, 10.0, "hi", "")
+        assert session.over and "RuntimeError: boom" in session.notes[-1]
+        [record] = store.records()
+    assert record.status is EpisodeStatus.ERRORED and "boom" in record.error

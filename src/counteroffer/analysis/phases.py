@@ -238,7 +238,12 @@ def read_train_log(path: Path) -> list[dict]:
     return entries
 
 
-def analyse_run(run: Path, rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
-    """Signals and phase of every GRPO step of a run (the log's last line for a step wins, as after a resume)."""
-    by_step = {e["step"]: e for e in read_train_log(find_train_log(run)) if e.get("kind") == "train"}
+def analyse_entries(entries: Sequence[dict], rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
+    """Signals and phase of every GRPO step in a train log's lines (the last line for a step wins)."""
+    by_step = {e["step"]: e for e in entries if e.get("kind") == "train"}
     return label_phases([step_signals(entry) for entry in by_step.values()], rules)
+
+
+def analyse_run(run: Path, rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
+    """Signals and phase of every GRPO step of a run."""
+    return analyse_entries(read_train_log(find_train_log(run)), rules)

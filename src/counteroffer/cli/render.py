@@ -11,17 +11,12 @@ from rich.text import Text
 from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.analysis.trajectory import offer_trajectory
-from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.summary import RowSummary
-from counteroffer.game.messages import Role, format_money
+from counteroffer.game.messages import Role, format_money_or_dash
 from counteroffer.game.records import EpisodeRecord
 
 ROLE_STYLE = {Role.BUYER: "bold cyan", Role.SELLER: "bold magenta"}
 TRAJECTORY_WIDTH = 56
-
-
-def _money(amount: float | None) -> str:
-    return "–" if amount is None else format_money(amount)
 
 
 def transcript(record: EpisodeRecord, show_thoughts: bool = False) -> Group:
@@ -31,11 +26,11 @@ def transcript(record: EpisodeRecord, show_thoughts: bool = False) -> Group:
             (scenario.product.title, "bold"),
             f"  [{scenario.product.category}, {scenario.interest}]\n",
             ("asking ", "dim"),
-            _money(scenario.asking_price),
+            format_money_or_dash(scenario.asking_price),
             ("   buyer budget ", "dim"),
-            (_money(scenario.budget), "cyan"),
+            (format_money_or_dash(scenario.budget), "cyan"),
             ("   seller cost ", "dim"),
-            (_money(scenario.cost), "magenta"),
+            (format_money_or_dash(scenario.cost), "magenta"),
         )
     ]
     for message in record.messages:
@@ -60,7 +55,7 @@ def transcript(record: EpisodeRecord, show_thoughts: bool = False) -> Group:
             ("outcome ", "dim"),
             (outcome, "bold"),
             ("   price ", "dim"),
-            _money(record.price),
+            format_money_or_dash(record.price),
             ("   reward ", "dim"),
             (
                 f"{record.reward:+.3f}",
@@ -86,7 +81,9 @@ def trajectory(record: EpisodeRecord) -> Table:
 
     table = Table(title="offer trajectory", show_header=True, header_style="dim", box=None, pad_edge=False)
     table.add_column("turn", justify="right")
-    table.add_column(f"{_money(low)} … {_money(high)}   (B buyer, S seller, | budget, : cost)")
+    table.add_column(
+        f"{format_money_or_dash(low)} … {format_money_or_dash(high)}   (B buyer, S seller, | budget, : cost)"
+    )
     table.add_column("buyer", justify="right", style="cyan")
     table.add_column("seller", justify="right", style="magenta")
     for turn in sorted(offers):
@@ -98,7 +95,12 @@ def trajectory(record: EpisodeRecord) -> Table:
             if role in offers[turn]:
                 at = column(offers[turn][role])
                 line = line[:at] + Text(mark, style=ROLE_STYLE[role]) + line[at + 1 :]
-        table.add_row(str(turn), line, _money(offers[turn].get(Role.BUYER)), _money(offers[turn].get(Role.SELLER)))
+        table.add_row(
+            str(turn),
+            line,
+            format_money_or_dash(offers[turn].get(Role.BUYER)),
+            format_money_or_dash(offers[turn].get(Role.SELLER)),
+        )
     return table
 
 
@@ -118,18 +120,12 @@ def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
             row.conflicting_interest.reward.format(),
             overall.deal_rate.format(1, percent=True),
             overall.bargained_ratio.format(),
-            _plain(overall.overshoot_rate, percent=True),
-            _plain(overall.first_offer_ratio),
-            _plain(overall.turns, digits=2),
-            _plain(overall.format_error_rate, percent=True),
+            format_cell(overall.overshoot_rate.mean, percent=True),
+            format_cell(overall.first_offer_ratio.mean),
+            format_cell(overall.turns.mean, digits=2),
+            format_cell(overall.format_error_rate.mean, percent=True),
         )
     return table
-
-
-def _plain(estimate: Estimate, digits: int = 3, percent: bool = False) -> str:
-    if estimate.mean is None:
-        return "–"
-    return f"{estimate.mean * 100:.1f}%" if percent else f"{estimate.mean:.{digits}f}"
 
 
 def paper_table(table: PaperTable) -> Table:

@@ -11,7 +11,7 @@ Outputs in ``out``:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,17 @@ from counteroffer.rollout.store import EpisodeStore, scenario_digest
 
 EPISODES_FILE = "episodes.jsonl"
 SUMMARY_FILE = "summary.json"
+
+
+def find_episode_files(root: Path, excluding: Sequence[Path] = ()) -> list[Path]:
+    """Every episodes file under ``root`` (itself included), sorted; none inside a training checkpoint or under
+    one of the ``excluding`` folders."""
+    return sorted(
+        path
+        for path in root.glob(f"**/{EPISODES_FILE}")
+        if not any(part.startswith("checkpoint-") for part in path.parts)
+        and not any(path.is_relative_to(folder) for folder in excluding)
+    )
 
 
 class BenchConfig(BaseModel):

@@ -53,6 +53,11 @@ ROLE_ACTIONS: dict[Role, frozenset[ActionKind]] = {
 MAX_PRICE = 1e9
 
 
+def format_money_or_dash(amount: float | None) -> str:
+    """:func:`format_money`, or "–" for no amount (a price never agreed, an offer never made)."""
+    return "–" if amount is None else format_money(amount)
+
+
 def format_money(amount: float) -> str:
     """A price as the game writes it everywhere: ``$1,299.50``."""
     return f"${amount:,.2f}"

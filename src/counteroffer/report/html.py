@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_run, phase_bands, read_train_log
+from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_entries, phase_bands, read_train_log
 from counteroffer.analysis.tables import (
     COLUMNS,
     CategoryPivot,
@@ -32,9 +32,10 @@ from counteroffer.analysis.tables import (
     format_cell,
     suite_tables,
 )
-from counteroffer.evaluate.bench import EPISODES_FILE
+from counteroffer.evaluate.bench import find_episode_files
 from counteroffer.evaluate.suite import ORACLE_SPEC, SUITE_FILE, read_suite
 from counteroffer.files import write_text_atomic
+from counteroffer.game.messages import format_money_or_dash
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 from counteroffer.report.plots import category_bars, grpo_curves, offer_trajectory_plot, sft_curve, short_spec
 from counteroffer.rollout.store import read_episodes
@@ -42,8 +43,8 @@ from counteroffer.rollout.store import read_episodes
 TRAIN_LOG = "train_log.jsonl"
 
 
-def data_uri(image: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(image).decode()}"
+def data_uri(png: bytes) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
 
 
 @dataclass(slots=True)
@@ -69,17 +70,6 @@ class RunReport:
 
 def _nested_suites(run: Path) -> list[Path]:
     return sorted(p.parent for p in run.glob(f"*/**/{SUITE_FILE}"))
-
-
-def _episode_files(run: Path) -> list[Path]:
-    """The run's episodes files, except those of suites nested in it (their tables are reported as they are)."""
-    suites = _nested_suites(run)
-    return sorted(
-        path
-        for path in run.glob(f"**/{EPISODES_FILE}")
-        if not any(part.startswith("checkpoint-") for part in path.parts)
-        and not any(path.is_relative_to(suite) for suite in suites)
-    )
 
 
 def _records(path: Path) -> list[EpisodeRecord]:
@@ -125,17 +115,20 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
         report.sft_chart = data_uri(sft_curve(read_train_log(sft_log)))
     if grpo_log.is_file():
         report.kinds.append("GRPO")
-        report.phases = analyse_run(run)
+        entries = read_train_log(grpo_log)
+        report.phases = analyse_entries(entries)
         report.bands = phase_bands(report.phases)
-        report.grpo_chart = data_uri(grpo_curves(read_train_log(grpo_log), report.phases, report.bands))
-    records = [r for path in _episode_files(run) for r in _records(path)]
+        report.grpo_chart = data_uri(grpo_curves(entries, report.phases, report.bands))
+    # The episodes of suites nested in the run are reported as those suites' tables, not mixed into the run's.
+    nested_suites = _nested_suites(run)
+    records = [r for path in find_episode_files(run, excluding=nested_suites) for r in _records(path)]
     if (run / SUITE_FILE).is_file():
         report.kinds.append("evaluation suite")
         report.tables = suite_tables(read_suite(run))
     elif records:
         report.kinds.append("bench")
         report.tables = [_bench_table(run.name, records)]
-    for suite in _nested_suites(run):
+    for suite in nested_suites:
         report.kinds.append(f"suite {suite.relative_to(run)}")
         report.tables += suite_tables(read_suite(suite))
     if records:
@@ -155,7 +148,7 @@ def template_environment(*packages: str) -> jinja2.Environment:
         loader=jinja2.ChoiceLoader(loaders), autoescape=True, trim_blocks=True, lstrip_blocks=True
     )
     environment.filters["cell"] = format_cell
-    environment.filters["money"] = lambda value: "–" if value is None else f"${value:,.2f}"
+    environment.filters["money"] = format_money_or_dash
     environment.filters["short"] = short_spec
     environment.globals["COLUMNS"] = COLUMNS
     return environment

@@ -1,4 +1,4 @@
-"""matplotlib figures as PNG or SVG bytes: training curves with phase bands, offer trajectories, category bars.
+"""matplotlib figures as PNG bytes: training curves with phase bands, offer trajectories, category bars.
 
 The Agg backend is used whatever the environment says: figures are only ever written to bytes, never shown.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Literal
 
 import matplotlib
 
@@ -21,7 +20,6 @@ from counteroffer.analysis.trajectory import offer_trajectory  # noqa: E402
 from counteroffer.game.messages import ActionKind, Role  # noqa: E402
 from counteroffer.game.records import EpisodeRecord  # noqa: E402
 
-ImageFormat = Literal["png", "svg"]
 PHASE_COLOURS = {
     Phase.NAIVE: "#dbeafe",
     Phase.ANCHORING: "#fef3c7",
@@ -32,9 +30,9 @@ ROLE_COLOURS = {Role.BUYER: "#0e7490", Role.SELLER: "#a21caf"}
 DPI = 90
 
 
-def figure_bytes(figure: Figure, image_format: ImageFormat = "png") -> bytes:
+def figure_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=image_format, dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
 
@@ -54,9 +52,7 @@ GRPO_PANELS = (
 )
 
 
-def grpo_curves(
-    entries: Sequence[dict], steps: Sequence[StepSignals], bands: Sequence[PhaseBand], image_format: ImageFormat = "png"
-) -> bytes:
+def grpo_curves(entries: Sequence[dict], steps: Sequence[StepSignals], bands: Sequence[PhaseBand]) -> bytes:
     """The game metrics of each GRPO step (and held-out evaluations, as squares) over phase-coloured bands."""
     train = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "train"}
     held_out = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "eval"}
@@ -80,10 +76,10 @@ def grpo_curves(
     handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLOURS[p]) for p in Phase]
     figure.legend(handles, [p.value for p in Phase], loc="lower center", ncol=4, frameon=False)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
-    return figure_bytes(figure, image_format)
+    return figure_bytes(figure)
 
 
-def sft_curve(entries: Sequence[dict], image_format: ImageFormat = "png") -> bytes:
+def sft_curve(entries: Sequence[dict]) -> bytes:
     """The SFT stage's training loss and token accuracy per step."""
     points = [(e["step"], e["trainer"]) for e in entries if e.get("kind") == "train" and "loss" in e.get("trainer", {})]
     figure, axes = plt.subplots(figsize=(6, 3))
@@ -97,10 +93,10 @@ def sft_curve(entries: Sequence[dict], image_format: ImageFormat = "png") -> byt
         twin.plot(*zip(*accuracy, strict=True), color="#0e7490", linestyle="--")
         twin.set_ylabel("token accuracy", color="#0e7490")
     figure.tight_layout()
-    return figure_bytes(figure, image_format)
+    return figure_bytes(figure)
 
 
-def offer_trajectory_plot(record: EpisodeRecord, image_format: ImageFormat = "png") -> bytes:
+def offer_trajectory_plot(record: EpisodeRecord) -> bytes:
     """Buyer and seller offers over turns, with the buyer's budget, the seller's cost and the asking price."""
     scenario = record.scenario
     figure, axes = plt.subplots(figsize=(5.5, 3))
@@ -120,7 +116,7 @@ def offer_trajectory_plot(record: EpisodeRecord, image_format: ImageFormat = "pn
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
-    return figure_bytes(figure, image_format)
+    return figure_bytes(figure)
 
 
 def short_spec(spec: str) -> str:
@@ -134,7 +130,7 @@ def legend_labels(specs: Sequence[str]) -> list[str]:
     return [s if short.count(s) == 1 else spec for s, spec in zip(short, specs, strict=True)]
 
 
-def category_bars(pivot: CategoryPivot, top: int = 10, image_format: ImageFormat = "png") -> bytes:
+def category_bars(pivot: CategoryPivot, top: int = 10) -> bytes:
     """Mean reward per product category (the ``top`` categories with the most episodes), one bar per buyer."""
     rows = pivot.rows[:top][::-1]
     height = 0.8 / max(1, len(pivot.buyers))
@@ -151,4 +147,4 @@ def category_bars(pivot: CategoryPivot, top: int = 10, image_format: ImageFormat
     axes.grid(axis="x", alpha=0.3)
     axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     figure.tight_layout()
-    return figure_bytes(figure, image_format)
+    return figure_bytes(figure)

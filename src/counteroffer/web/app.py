@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
-from counteroffer.evaluate.bench import EPISODES_FILE
+from counteroffer.evaluate.bench import EPISODES_FILE, find_episode_files
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeRecord
 from counteroffer.report.html import data_uri, template_environment
@@ -82,24 +82,15 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
             raise HTTPException(404, f"no run {path!r} under {root}")
         return folder
 
-    def records(folder: Path) -> list[EpisodeRecord]:
-        if folder == root / PLAY_FOLDER:
-            return sorted(play_store.records(), key=lambda r: r.key)
-        return sorted(read_episodes(folder / EPISODES_FILE), key=lambda r: r.key)
-
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
-        runs = sorted(
-            str(p.parent.relative_to(root))
-            for p in root.glob(f"**/{EPISODES_FILE}")
-            if not any(part.startswith("checkpoint-") for part in p.parts)
-        )
+        runs = [str(path.parent.relative_to(root)) for path in find_episode_files(root)]
         return page("index.html.j2", root=root, runs=runs)
 
     @app.get("/run", response_class=HTMLResponse)
     def run(request: Request, path: str) -> HTMLResponse:
         folder = run_folder(path)
-        everything = records(folder)
+        everything = sorted(read_episodes(folder / EPISODES_FILE), key=lambda r: r.key)
         chosen = {name: request.query_params.get(name, "") for name in FILTERS}
         shown = [r for r in everything if all(not v or _facet(r, n) == v for n, v in chosen.items())]
         options = {name: sorted({_facet(r, name) for r in everything}) for name in FILTERS}
@@ -107,10 +98,10 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
 
     @app.get("/episode", response_class=HTMLResponse)
     def episode(path: str, key: str) -> HTMLResponse:
-        found = [r for r in records(run_folder(path)) if r.key == key]
-        if not found:
+        record = next((r for r in read_episodes(run_folder(path) / EPISODES_FILE) if r.key == key), None)
+        if record is None:
             raise HTTPException(404, f"no episode {key!r} in {path}")
-        return page("episode.html.j2", path=path, record=found[0], chart=data_uri(offer_trajectory_plot(found[0])))
+        return page("episode.html.j2", path=path, record=record, chart=data_uri(offer_trajectory_plot(record)))
 
     @app.get("/play", response_class=HTMLResponse)
     def play_form(error: str = "") -> HTMLResponse:

@@ -52,12 +52,12 @@ class PlaySession:
 
     @property
     def opponent_role(self) -> Role:
-        return Role.SELLER if self.human is Role.BUYER else Role.BUYER
+        return self.human.other
 
 
 def make_opponent(spec: str, human: Role, persona: str) -> Agent:
     """The agent for the other side of a person's game (the persona shapes a seller only)."""
-    role = Role.SELLER if human is Role.BUYER else Role.BUYER
+    role = human.other
     agent = make_agent(spec, role, persona if role is Role.SELLER else "neutral")
     if agent.needs_full_scenario:
         agent.close()
@@ -105,10 +105,12 @@ def _opponent_moves(session: PlaySession, store: EpisodeStore) -> None:
     game = session.game
     while not game.done and game.next_role is session.opponent_role:
         agent = session.opponent
-        request = TurnRequest(
-            game.view(agent.role), session.job.seed, game.scenario if agent.needs_full_scenario else None
-        )
-        [reply] = agent.act([request])
+        # A failing agent ends the game as errored (stored, as a bench would, and excluded from scores) rather than
+        # leaving it stuck on the agent's turn.
+        try:
+            [reply] = agent.act([TurnRequest(game.view(agent.role), session.job.seed)])
+        except Exception as exc:  # noqa: BLE001 - any failure of the agent, reported on the page
+            reply = AgentFailure(f"{type(exc).__name__}: {exc}")
         if isinstance(reply, AgentFailure):
             session.notes.append(f"{agent.spec} failed: {reply}; the game is stored as errored")
             _finish(session, store, error=str(reply))
