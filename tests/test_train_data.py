@@ -11,6 +11,7 @@ import torch
 from conftest import make_scenario, message
 
 from counteroffer.agents import make_agent
+from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
@@ -18,7 +19,7 @@ from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
-from counteroffer.train.generation import TransformersGenerator, TurnSampling
+from counteroffer.train.generation import TransformersGenerator
 from counteroffer.train.sft import (
     IGNORE_INDEX,
     demonstration_tokens,
@@ -198,7 +199,7 @@ def test_generated_turns_carry_their_sampling_logprobs(model_and_tokenizer, chat
     generator = TransformersGenerator(model, tokenizer.pad_token_id, stop_token_ids(tokenizer), max_batch=2)
     chats = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("colour", "fruit and say why")]
     prompts = [chat_tokenizer.encode(chat_tokenizer.render(chat)) for chat in chats]
-    sampling = TurnSampling(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    sampling = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=12)
     turns = generator.generate(prompts, sampling, seed=3)
     assert turns == generator.generate(prompts, sampling, seed=3)  # seeded
     for prompt, turn in zip(prompts, turns, strict=True):

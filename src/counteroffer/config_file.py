@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """A config file that cannot be read or does not validate; the message names the file and the fields."""
 
 
+def validation_problems(error: ValidationError) -> str:
+    """A pydantic error as one line: ``field.sub: message; other: message``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+
+
 def load_yaml_model(path: Path, model: type[ModelT], overrides: dict[str, object] | None = None) -> ModelT:
     """Read ``path`` as YAML and validate it as ``model``; ``overrides`` are dotted keys (``grpo.steps``) set on
     top of the file."""
@@ -36,5 +41,4 @@ def load_yaml_model(path: Path, model: type[ModelT], overrides: dict[str, object
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None

@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from counteroffer.game.messages import Role
+from counteroffer.game.records import deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
 
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
@@ -132,8 +133,7 @@ def step_signals(entry: dict) -> StepSignals:
             continue  # a sample in another format says nothing here
     deadlock = game.get("deadlock_rate")
     if deadlock is None:
-        finished = [t.outcome for t in transcripts if t.outcome is not None]
-        deadlock = sum(o.is_deadlock for o in finished) / len(finished) if finished else None
+        deadlock = deadlock_rate([t.outcome for t in transcripts if t.outcome is not None])
     persuasion, markers = _persuasion(transcripts)
     return StepSignals(
         step=int(entry["step"]),

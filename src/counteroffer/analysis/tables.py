@@ -20,8 +20,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from counteroffer.catalog.models import Scenario
+from counteroffer.catalog.recipes import load_scenarios
 from counteroffer.evaluate.stats import Estimate
-from counteroffer.evaluate.suite import SuiteConfig, cell_records, table_cells
+from counteroffer.evaluate.suite import Cell, SuiteConfig, cell_records, table_cells
 from counteroffer.evaluate.summary import RowSummary, summarize
 from counteroffer.files import write_text_atomic
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
@@ -128,12 +130,22 @@ def table_markdown(table: PaperTable) -> str:
 
 
 def suite_tables(config: SuiteConfig) -> list[PaperTable]:
-    """Every table of a suite, from the episodes its cells hold now (a partly run suite gives partial tables)."""
+    """Every table of a suite, from the episodes its cells hold now (a partly run suite gives partial tables).
+    Each cell's file is read once and each split loaded once, however many tables share them."""
+    splits: dict[tuple[str, str, int | None], list[Scenario]] = {}
+    records: dict[Cell, list[EpisodeRecord]] = {}
+    for table in config.tables:
+        for _, cell in table_cells(config, table):
+            if cell not in records:
+                split = (cell.catalog, cell.split, cell.limit)
+                if split not in splits:
+                    splits[split] = load_scenarios(*split[:2], data_root=config.data_root, limit=cell.limit).scenarios
+                records[cell] = cell_records(config, cell, splits[split])
     return [
         build_table(
             table.name,
             table.title,
-            [(condition, cell_records(config, cell)) for condition, cell in table_cells(config, table)],
+            [(condition, records[cell]) for condition, cell in table_cells(config, table)],
             condition_label=table.condition_label,
             oracle=config.oracle,
             seed=config.seed,

@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.config_file import load_yaml_model
 from counteroffer.evaluate.bench import EPISODES_FILE, BenchConfig, BenchResult, run_bench
@@ -173,12 +174,14 @@ def read_suite(out: Path) -> SuiteConfig:
     return SuiteConfig.model_validate(json.loads(path.read_text()))
 
 
-def cell_records(config: SuiteConfig, cell: Cell) -> list[EpisodeRecord]:
+def cell_records(config: SuiteConfig, cell: Cell, scenarios: Sequence[Scenario] | None = None) -> list[EpisodeRecord]:
     """The latest record of each episode the suite plans for the cell, in plan order (buyer as listed, scenario,
-    rollout). Other episodes in the folder (another limit, more rollouts, a buyer since removed) are left out."""
+    rollout). Other episodes in the folder (another limit, more rollouts, a buyer since removed) are left out.
+    ``scenarios``: the cell's split, if the caller has it already (else it is loaded)."""
     records = {r.key: r for r in read_episodes(config.out / cell.folder / EPISODES_FILE)}
     if not records:
         return []
-    scenarios = load_scenarios(cell.catalog, cell.split, data_root=config.data_root, limit=cell.limit).scenarios
+    if scenarios is None:
+        scenarios = load_scenarios(cell.catalog, cell.split, data_root=config.data_root, limit=cell.limit).scenarios
     jobs = plan_jobs(scenarios, config.all_buyers, cell.seller, cell.persona, config.rollouts, config.seed)
     return [records[job.key] for job in jobs if job.key in records]

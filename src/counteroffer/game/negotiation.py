@@ -229,6 +229,13 @@ class Negotiation:
             self.next_role = role.other
         return record
 
+    def _show(self, record: MessageRecord, action: Action, redacted: tuple[str, GameEvent | None]) -> None:
+        """What the other side sees of a message: its action, and its (redacted) Talk cut to the game's cap."""
+        talk, redaction = redacted
+        if redaction is not None:
+            record.events.append(redaction)
+        record.shown_talk, record.shown_action = self._capped(talk, record), action
+
     def _capped(self, talk: str, record: MessageRecord) -> str:
         """``talk`` (already redacted) cut to the game's cap. A number the cut would split is dropped whole: the
         front of a number can be another amount (cutting "$1,234" can leave "$1", perhaps a private value)."""
@@ -269,13 +276,11 @@ class Negotiation:
                 )
                 return
         budget = self.scenario.budget
-        talk, redaction = record.talk, None
         # An offer at the budget shows that number anyway, and its Talk may name it: only other mentions leak.
-        if action.price is None or abs(action.price - budget) > PRICE_TOLERANCE:
-            talk, redaction = redact_budget(record.talk, budget, self.turn)
-        if redaction is not None:
-            record.events.append(redaction)
-        record.shown_talk, record.shown_action = self._capped(talk, record), action
+        offers_budget = action.price is not None and abs(action.price - budget) <= PRICE_TOLERANCE
+        self._show(
+            record, action, (record.talk, None) if offers_budget else redact_budget(record.talk, budget, self.turn)
+        )
         if action.kind is ActionKind.BUY:
             assert action.price is not None
             self.last_buy = action.price
@@ -311,10 +316,7 @@ class Negotiation:
         action, intervention = regulate_seller_action(action, self.scenario.cost, turn)
         if intervention is not None:
             record.events.append(intervention)
-        talk, redaction = redact_cost(record.talk, self.scenario.cost, turn)
-        if redaction is not None:
-            record.events.append(redaction)
-        record.shown_talk, record.shown_action = self._capped(talk, record), action
+        self._show(record, action, redact_cost(record.talk, self.scenario.cost, turn))
         if action.kind is ActionKind.SELL:
             assert action.price is not None
             self.last_sell = action.price

@@ -9,6 +9,7 @@ thousands of them alive, and GC passes over them made the engine's throughput no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 import msgspec
@@ -33,6 +34,11 @@ class Outcome(StrEnum):
     def is_deadlock(self) -> bool:
         """The sides could not agree: the turn limit, or either side quit."""
         return self in (Outcome.TURN_LIMIT, Outcome.BUYER_QUIT, Outcome.SELLER_QUIT)
+
+
+def deadlock_rate(outcomes: Sequence[Outcome]) -> float | None:
+    """The share of ``outcomes`` where the sides could not agree (turn limit or a quit); None for none."""
+    return sum(outcome.is_deadlock for outcome in outcomes) / len(outcomes) if outcomes else None
 
 
 class EventKind(StrEnum):

@@ -17,12 +17,7 @@ from typing import Protocol
 
 import torch
 
-
-@dataclass(frozen=True, slots=True)
-class TurnSampling:
-    temperature: float
-    top_p: float
-    max_new_tokens: int
+from counteroffer.agents.llm.backend import Sampling
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +27,7 @@ class GeneratedTurn:
 
 
 class TurnGenerator(Protocol):
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: TurnSampling, seed: int) -> list[GeneratedTurn]:
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: Sampling, seed: int) -> list[GeneratedTurn]:
         """One turn per prompt (token ids), ending at the first stop token (included) or ``max_new_tokens``."""
         ...
 
@@ -54,7 +49,7 @@ class TransformersGenerator:
         self.max_batch = max_batch
         self.bf16 = bf16  # generate under bfloat16 autocast, like the training passes (about 1.5x faster on CPU)
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: TurnSampling, seed: int) -> list[GeneratedTurn]:
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: Sampling, seed: int) -> list[GeneratedTurn]:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a chunk
         results: list[GeneratedTurn] = [GeneratedTurn([], [])] * len(prompts)
         for start in range(0, len(order), self.max_batch):
@@ -64,7 +59,7 @@ class TransformersGenerator:
                 results[index] = turn
         return results
 
-    def _generate_chunk(self, prompts: list[Sequence[int]], sampling: TurnSampling, seed: int) -> list[GeneratedTurn]:
+    def _generate_chunk(self, prompts: list[Sequence[int]], sampling: Sampling, seed: int) -> list[GeneratedTurn]:
         device = next(self.model.parameters()).device
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
@@ -95,8 +90,14 @@ class TransformersGenerator:
             self.model.train(was_training)
         new_tokens = output.sequences[:, width:]
         # ``scores`` are the logits after temperature and top-p, i.e. the distribution each token was drawn from.
-        logprobs = torch.stack(output.scores, dim=1).float().log_softmax(dim=-1)
-        sampled = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        # One step at a time: a (batch × steps × vocabulary) stack would take gigabytes to keep one value per row.
+        sampled = torch.stack(
+            [
+                step.float().log_softmax(dim=-1).gather(-1, new_tokens[:, position, None])[:, 0]
+                for position, step in enumerate(output.scores)
+            ],
+            dim=1,
+        )
         stops = set(self.stop_token_ids)
         turns = []
         for row in range(len(prompts)):
@@ -118,7 +119,7 @@ class VLLMGenerator:
         self.engine = trainer.vllm_generation
         self.mode = trainer.args.vllm_mode
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: TurnSampling, seed: int) -> list[GeneratedTurn]:
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: Sampling, seed: int) -> list[GeneratedTurn]:
         if not prompts:
             return []
         if self.mode == "server":

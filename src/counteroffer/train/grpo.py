@@ -29,11 +29,11 @@ from counteroffer.catalog.recipes import load_scenarios
 from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
-from counteroffer.game.records import EpisodeRecord, EpisodeStatus
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import transcript_text
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, plan_jobs, run_episodes
 from counteroffer.train.config import TrainConfig
-from counteroffer.train.generation import TransformersGenerator, TurnGenerator, TurnSampling, VLLMGenerator
+from counteroffer.train.generation import TransformersGenerator, TurnGenerator, VLLMGenerator
 from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
@@ -56,7 +56,7 @@ class EpisodeRollout:
         self.seller = seller
         self.log = log
         self.prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
-        self.sampling = TurnSampling(config.grpo.temperature, config.grpo.top_p, config.grpo.max_new_tokens)
+        self.sampling = Sampling(config.grpo.temperature, config.grpo.top_p, config.grpo.max_new_tokens)
         self._generator: TurnGenerator | None = None
         self._chat_tokenizer: ChatTokenizer | None = None
 
@@ -130,7 +130,7 @@ class EpisodeRollout:
         scored = [r.metrics for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
         game = mean_metrics(scored)
         finished = [r.outcome for r in records if r.status is EpisodeStatus.OK and r.outcome is not None]
-        game["deadlock_rate"] = sum(o.is_deadlock for o in finished) / len(finished) if finished else None
+        game["deadlock_rate"] = deadlock_rate(finished)
         game["episodes"] = len(records)
         game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in records)
         samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))

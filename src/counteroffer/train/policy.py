@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
+from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import batch_seed
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.game.messages import Role
-from counteroffer.train.generation import TurnGenerator, TurnSampling
+from counteroffer.train.generation import TurnGenerator
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
 
 POLICY_SPEC = "policy"
@@ -25,7 +26,7 @@ class PolicyBuyer(Agent):
         generator: TurnGenerator,
         chat_tokenizer: ChatTokenizer,
         prompts: PromptBuilder,
-        sampling: TurnSampling,
+        sampling: Sampling,
     ) -> None:
         super().__init__(POLICY_SPEC, Role.BUYER)
         self.generator = generator

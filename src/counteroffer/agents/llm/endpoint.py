@@ -75,7 +75,7 @@ class EndpointBackend(ChatBackend):
     def __init__(
         self,
         model: str,
-        base_urls: str | Sequence[str],
+        base_urls: Sequence[str],
         *,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 16,
@@ -83,9 +83,7 @@ class EndpointBackend(ChatBackend):
         retries: int = 4,
         backoff: float = 0.5,
     ) -> None:
-        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
-        if not urls:
-            raise ValueError("an endpoint agent needs at least one base URL")
+        urls = list(base_urls)
         self.name = f"{model}@{','.join(urls)}"
         self.model = model
         self.retries = retries
@@ -98,7 +96,6 @@ class EndpointBackend(ChatBackend):
             openai.AsyncOpenAI(base_url=url, api_key=self._api_key, timeout=timeout, max_retries=0) for url in urls
         ]
         self.in_flight = [0] * len(urls)
-        self.sent = [0] * len(urls)  # requests sent to each server, retries included
         self._failures = [0] * len(urls)  # failures in a row
         self._resting_until = [0.0] * len(urls)
         self._turn = 0
@@ -145,7 +142,6 @@ class EndpointBackend(ChatBackend):
                 async with self._semaphore:
                     server = self._pick(avoid=failed_on)
                     self.in_flight[server] += 1
-                    self.sent[server] += 1
                     try:
                         response = await self._clients[server].chat.completions.create(
                             model=self.model,

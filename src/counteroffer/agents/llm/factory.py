@@ -26,6 +26,7 @@ from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.llm.agent import DEFAULT_TEMPERATURE, LLMAgent
 from counteroffer.agents.llm.backend import ChatBackend, Sampling
 from counteroffer.agents.llm.prompts import PromptConfig
+from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 
 
@@ -80,8 +81,7 @@ def _settings(model: type[LLMSettings], spec: str, params: dict[str, str]) -> LL
     try:
         return model(**params)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise AgentSpecError(f"{spec}: {problems}") from None
+        raise AgentSpecError(f"{spec}: {validation_problems(exc)}") from None
 
 
 def make_llm_agent(

@@ -100,7 +100,7 @@ class PromptBuilder:
         return {**context, "turn": 1, "is_last_turn": view.max_turns <= 1}
 
     def system_prompt(self, view: RoleView) -> str:
-        return self._system.render(self._as_at_turn_1(self._context(view), view)).strip()
+        return self.chat(view)[0]["content"]
 
     def chat(self, view: RoleView) -> list[ChatMessage]:
         context = self._context(view)
