@@ -29,6 +29,12 @@ class TurnRequest:
     scenario: Scenario | None = None
 
 
+def turn_seed(request: TurnRequest) -> int:
+    """The sampling seed of one turn: the episode's seed and the turn number (so rollouts differ, turns differ,
+    and the same episode replays the same text)."""
+    return (request.seed * 1_000_003 + request.view.turn) % 2**31
+
+
 class AgentFailure(RuntimeError):
     """An agent could not produce messages (an endpoint still failing after its retries, say).
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from counteroffer.agents.llm.backend import Chat, Sampling
-from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel, batch_seed
+from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +121,12 @@ class Batcher:
                 break
 
     async def _generate(self, sampling: Sampling, group: list[_Pending]) -> None:
-        seeds = [p.seed for p in group if p.seed is not None]
-        seed = batch_seed(seeds) if seeds else next(self._seeds) % 2**31
+        seeds = [p.seed if p.seed is not None else next(self._seeds) % 2**31 for p in group]
         self.stats.generate_calls += 1
         self.stats.batch_sizes[len(group)] += 1
         try:
             # Cancelled by stop(), the thread still finishes its generate call; nobody waits for it any more.
-            outputs = await asyncio.to_thread(self.model.generate, [p.chat for p in group], sampling, seed)
+            outputs = await asyncio.to_thread(self.model.generate, [p.chat for p in group], sampling, seeds)
             if len(outputs) != len(group):
                 raise RuntimeError(f"generate returned {len(outputs)} outputs for {len(group)} chats")
         except Exception as exc:

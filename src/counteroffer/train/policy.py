@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
+from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest, turn_seed
 from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import batch_seed
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.game.messages import Role
 from counteroffer.train.generation import TurnGenerator
@@ -42,7 +41,7 @@ class PolicyBuyer(Agent):
             tokens.observe(self.prompts.chat(request.view), self.chat_tokenizer)
             sequences.append(tokens)
         turns = self.generator.generate(
-            [tokens.ids for tokens in sequences], self.sampling, batch_seed([r.seed for r in requests])
+            [tokens.ids for tokens in sequences], self.sampling, [turn_seed(r) for r in requests]
         )
         messages: list[Message | AgentFailure] = []
         for tokens, turn in zip(sequences, turns, strict=True):

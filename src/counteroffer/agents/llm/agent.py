@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest
+from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
 from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.game.messages import FormatError, Role, parse_message
@@ -60,7 +60,7 @@ class LLMAgent(Agent):
             members.append((agent, requests))
         chats = [agent.prompts.chat(request.view) for agent, requests in members for request in requests]
         samplings = [agent.sampling for agent, requests in members for _ in requests]
-        seeds = [_turn_seed(request) for _, requests in members for request in requests]
+        seeds = [turn_seed(request) for _, requests in members for request in requests]
         completions = self.backend.complete(chats, samplings, seeds)
         results, start = [], 0
         for agent, requests in members:
@@ -116,10 +116,6 @@ class LLMAgent(Agent):
 
     def close(self) -> None:
         self.backend.close()
-
-
-def _turn_seed(request: TurnRequest) -> int:
-    return (request.seed * 1_000_003 + request.view.turn) % 2**31
 
 
 def _reask_chat(chat: Chat, reply: Reply, role: Role) -> Chat:

