@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +14,14 @@ from counteroffer.agents.scripted import (
     ConcedingBuyer,
     ConcessionSeller,
     OracleBuyer,
+    PatientBuyer,
     Persona,
+    ReaderBuyer,
     TitForTatSeller,
     UnyieldingSeller,
 )
-from counteroffer.agents.scripted.base import floor_cents
+from counteroffer.agents.scripted.base import floor_cents, seller_floor
+from counteroffer.agents.scripted.buyers import round_down
 from counteroffer.agents.scripted.phrases import short_title
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.game import ActionKind, EpisodeRecord, Negotiation, Outcome, Role
@@ -31,7 +35,13 @@ SELLERS = {
     "titfortat": TitForTatSeller,
     "unyielding": UnyieldingSeller,
 }
-BUYERS = {"naive": ConcedingBuyer, "anchor": ConcedingBuyer, "oracle": OracleBuyer}
+BUYERS = {
+    "naive": ConcedingBuyer,
+    "anchor": ConcedingBuyer,
+    "patient": PatientBuyer,
+    "reader": ReaderBuyer,
+    "oracle": OracleBuyer,
+}
 PERSONAS = [p.value for p in Persona]
 ROLLOUTS = 2
 
@@ -102,6 +112,9 @@ def test_concession_exponents_of_the_named_sellers() -> None:
         ("anchor", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
         ("scripted:", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
         ("scripted:haggler", Role.BUYER, "neutral", "no scripted buyer named 'haggler'; available: anchor, naive"),
+        ("scripted:patient?opening=0", Role.BUYER, "neutral", "opening ratio"),
+        ("scripted:reader?split=1", Role.BUYER, "neutral", r"split ratio must be in \(0, 1\)"),
+        ("scripted:reader?digits=0", Role.BUYER, "neutral", "digits must be a whole number from 1 to 6"),
         ("scripted:anchor", Role.SELLER, "neutral", "no scripted seller named 'anchor'; available: boulware, conceder"),
         ("scripted:boulware", Role.BUYER, "neutral", "no scripted buyer named 'boulware'"),
         ("scripted:anchor?opening=abc", Role.BUYER, "neutral", "opening='abc' .* is not a number"),
@@ -221,7 +234,7 @@ def check_invariants(records: dict[tuple[str, int], EpisodeRecord]) -> None:
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("seller", sorted(SELLERS))
 def test_scripted_buyers_and_sellers_keep_the_rules(test_split: list[Scenario], seller: str, persona: str) -> None:
-    for buyer in ("scripted:naive", "scripted:anchor"):
+    for buyer in ("scripted:naive", "scripted:anchor", "scripted:patient", "scripted:reader"):
         records = play(test_split, buyer, f"scripted:{seller}", persona)
         assert len(records) == len(test_split) * ROLLOUTS
         check_invariants(records)
@@ -314,3 +327,99 @@ def test_oracle_needs_a_scripted_opponent_and_the_scenario(test_split: list[Scen
 )
 def test_scripted_messages_name_the_product_briefly(title: str, name: str) -> None:
     assert short_title(title) == name
+
+
+# --- the patient and the reading buyers ------------------------------------------------------------------------
+
+
+def _money(text: str) -> list[float]:
+    return [float(m.replace(",", "")) for m in re.findall(r"\$([\d,]+\.\d\d)", text)]
+
+
+@pytest.mark.parametrize("seller", ["scripted:linear", "scripted:titfortat", "scripted:conceder"])
+def test_the_patient_buyer_holds_then_accepts_within_budget_or_walks_away(
+    test_split: list[Scenario], seller: str
+) -> None:
+    records = play(test_split, "scripted:patient?opening=0.1", seller, rollouts=1)
+    check_invariants(records)
+    for record in records.values():
+        buyer = [m for m in record.messages if m.role is Role.BUYER]
+        offers = {m.action.price for m in buyer if m.action.kind is ActionKind.BUY}
+        assert offers == {floor_cents(0.1 * record.scenario.budget)}  # one offer, held
+        if record.outcome is Outcome.BUYER_QUIT:
+            assert buyer[-1].turn == record.max_turns and buyer[-1].thought.endswith("I walk away.")
+            assert record.messages[-2].shown_action.price > record.scenario.budget  # it refused to overpay
+        if not record.scenario.mutual_interest:
+            assert record.reward == 0 and not record.metrics.overshoot
+
+
+def test_the_reader_meets_tit_for_tat_halfway_and_its_thoughts_do_the_arithmetic(test_split: list[Scenario]) -> None:
+    """Every number a reader's Thought states is what it claims to be (a model imitating it learns the steps),
+    and each action takes the number its Thought arrived at."""
+    for seller in ("scripted:linear", "scripted:titfortat", "scripted:conceder"):
+        records = play(test_split, "scripted:reader", seller, rollouts=1)
+        check_invariants(records)
+        for record in records.values():
+            exact, budget = record.scenario.budget, round(record.scenario.budget, 2)  # Thoughts show cents
+            sells = [record.scenario.asking_price]
+            for message in record.messages:
+                if message.role is Role.SELLER:
+                    if message.shown_action.kind is ActionKind.SELL:
+                        sells.append(message.shown_action.price)
+                    continue
+                numbers, action, thought = _money(message.thought), message.action, message.thought
+                if message.turn == 1:
+                    assert numbers == [budget, floor_cents(exact / 10)] == [budget, action.price]
+                    continue
+                assert numbers[:2] == [sells[-1], budget] or "rounds down" in thought
+                assert ("within" in thought) == (numbers[1 if "rounds down" in thought else 0] <= budget)
+                if "Half of it" in thought:
+                    assert numbers[2] == floor_cents(sells[-1] / 2) == action.price
+                if "rounds down" in thought:
+                    price, target, stated_budget, *cut = numbers
+                    assert price == sells[-1] and stated_budget == budget
+                    assert target == round_down(price, 2) <= price
+                    if cut:  # the rounded price was above the budget: it offers the budget rounded down
+                        assert target > exact and cut == [budget, round_down(exact, 2)]
+                    assert action.kind is ActionKind.BUY and action.price == (cut[1] if cut else target)
+                    assert len(sells) >= 3 and sells[-2] > sells[-1]  # only a seller still conceding
+                if thought.startswith("No move"):
+                    assert sells[-2] == sells[-1]
+                if action.kind is ActionKind.DEAL:
+                    assert action.price == sells[-1] <= exact + VALUE_EPSILON
+    # Against tit-for-tat the halving offer is mirrored: the seller comes down by as much as the buyer came up.
+    titfortat = play(test_split, "scripted:reader", "scripted:titfortat", rollouts=1)
+    mirrored = 0
+    for record in titfortat.values():
+        messages = record.messages
+        offers = [m.action.price for m in messages if m.role is Role.BUYER and m.action.kind is ActionKind.BUY]
+        prices = [
+            m.shown_action.price for m in messages if m.role is Role.SELLER and m.shown_action.kind is ActionKind.SELL
+        ]
+        if len(offers) >= 2 and len(prices) >= 2 and prices[1] > seller_floor(record.scenario.cost) + 0.01:
+            assert prices[0] - prices[1] == pytest.approx(offers[1] - offers[0], abs=0.02)
+            mirrored += 1
+    assert mirrored > len(titfortat) // 2
+
+
+@pytest.mark.parametrize(
+    ("amount", "digits", "expected"),
+    [(417.53, 2, 410.0), (34.58, 2, 34.0), (8.45, 2, 8.4), (1234.5, 2, 1200.0), (99.99, 1, 90.0), (0.57, 1, 0.5)],
+)
+def test_round_down_keeps_the_leading_digits(amount: float, digits: int, expected: float) -> None:
+    assert round_down(amount, digits) == expected
+
+
+def test_reading_the_seller_beats_every_fixed_rule_against_the_mixture(test_split: list[Scenario]) -> None:
+    """The teacher of the CPU recipe: against the three training sellers together it earns more than the
+    anchor-and-concede and patient settings the baseline grid holds."""
+    from counteroffer.evaluate.baselines import default_grid
+
+    sellers = ("scripted:linear", "scripted:titfortat", "scripted:conceder")
+
+    def mixture(buyer: str) -> float:
+        return sum(mean_reward(play(test_split, buyer, seller, rollouts=1)) for seller in sellers) / len(sellers)
+
+    reader = mixture("scripted:reader")
+    best = max(mixture(spec) for spec in default_grid()[::5])
+    assert reader > best + 0.05, (reader, best)

@@ -18,7 +18,9 @@ from counteroffer.agents.scripted import (
     ConcedingBuyer,
     ConcessionSeller,
     OracleBuyer,
+    PatientBuyer,
     Persona,
+    ReaderBuyer,
     TitForTatSeller,
     UnyieldingSeller,
 )
@@ -38,6 +40,8 @@ SCRIPTED_SELLERS: dict[str, SellerFactory] = {
 SCRIPTED_BUYERS: dict[str, BuyerFactory] = {
     "naive": lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.95), p.pop("concession", 1.0)),
     "anchor": lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.5), p.pop("concession", 1.0)),
+    "patient": lambda spec, p: PatientBuyer(spec, p.pop("opening", 0.1)),
+    "reader": lambda spec, p: ReaderBuyer(spec, p.pop("opening", 0.1), p.pop("split", 0.5), p.pop("digits", 2)),
     "oracle": lambda spec, _: OracleBuyer(spec),
 }
 

@@ -1,8 +1,18 @@
-"""Scripted negotiators: concession, tit-for-tat and unyielding sellers; naive, anchoring and oracle buyers."""
+"""Scripted negotiators: concession, tit-for-tat and unyielding sellers; naive, anchoring, patient, reading and
+oracle buyers."""
 
-from counteroffer.agents.scripted.buyers import ConcedingBuyer
+from counteroffer.agents.scripted.buyers import ConcedingBuyer, PatientBuyer, ReaderBuyer
 from counteroffer.agents.scripted.oracle import OracleBuyer
 from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.agents.scripted.sellers import ConcessionSeller, TitForTatSeller, UnyieldingSeller
 
-__all__ = ["ConcedingBuyer", "ConcessionSeller", "OracleBuyer", "Persona", "TitForTatSeller", "UnyieldingSeller"]
+__all__ = [
+    "ConcedingBuyer",
+    "ConcessionSeller",
+    "OracleBuyer",
+    "PatientBuyer",
+    "Persona",
+    "ReaderBuyer",
+    "TitForTatSeller",
+    "UnyieldingSeller",
+]

@@ -44,6 +44,8 @@ def progress(turn: int, max_turns: int) -> float:
 class ScriptedAgent(Agent):
     """A scripted agent: :meth:`decide` picks the action; the base class writes Thought and Talk around it."""
 
+    buyer_phrases: dict[Situation, tuple[str, ...]] = BUYER_PHRASES
+
     def __init__(self, spec: str, role: Role, persona: Persona = Persona.NEUTRAL) -> None:
         super().__init__(spec, role)
         self.persona = persona
@@ -68,16 +70,18 @@ class ScriptedAgent(Agent):
         situation = self._situation(view, action)
         price = format_money(action.price) if action.price is not None else ""
         if self.role is Role.BUYER:
-            template = pick(BUYER_PHRASES[situation], request.seed, view.turn)
-            thought = (
-                f"My budget is {format_money(view.private_value)}; the seller asks {format_money(view.last_sell)}."
-            )
+            template = pick(self.buyer_phrases[situation], request.seed, view.turn)
         else:
             template = pick(SELLER_PHRASES[self.persona][situation], request.seed, view.turn)
-            last = format_money(view.last_buy) if view.last_buy is not None else "nothing yet"
-            thought = f"The buyer offers {last}; I must stay above my cost."
         talk = template.format(title=short_title(view.title), price=price, asking=format_money(view.asking_price))
-        return format_message(thought, talk, action)
+        return format_message(self.thought(view, action), talk, action)
+
+    def thought(self, view: RoleView, action: Action) -> str:
+        """The private reasoning written before ``action``; buyers that imitate well state what it rests on."""
+        if self.role is Role.BUYER:
+            return f"My budget is {format_money(view.private_value)}; the seller asks {format_money(view.last_sell)}."
+        last = format_money(view.last_buy) if view.last_buy is not None else "nothing yet"
+        return f"The buyer offers {last}; I must stay above my cost."
 
     def _situation(self, view: RoleView, action: Action) -> Situation:
         if action.kind is ActionKind.DEAL:

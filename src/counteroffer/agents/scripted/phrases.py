@@ -70,6 +70,17 @@ BUYER_PHRASES: dict[Situation, tuple[str, ...]] = {
     ),
 }
 
+# Short wording for the buyers whose episodes become SFT demonstrations: every token of a demonstration is a token
+# the trained model writes at every turn of every rollout, and on a CPU those are what a run costs.
+TERSE_BUYER_PHRASES: dict[Situation, tuple[str, ...]] = {
+    Situation.OPEN: ("Would you take {price}?", "I can offer {price} for the {title}.", "{price} seems fair to me."),
+    Situation.COUNTER: ("How about {price}?", "I can do {price}.", "Let's say {price}."),
+    Situation.HOLD: ("I'll stay at {price}.", "My offer of {price} stands."),
+    Situation.ACCEPT: ("Deal at {price}.", "{price} works for me."),
+    Situation.DECLINE: ("That's too much for me.",),
+    Situation.WALK: ("That's more than I can pay. Goodbye.", "We're too far apart. Thanks anyway."),
+}
+
 SELLER_PHRASES: dict[Persona, dict[Situation, tuple[str, ...]]] = {
     Persona.NEUTRAL: {
         Situation.COUNTER: (
