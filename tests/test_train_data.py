@@ -7,26 +7,25 @@ import copy
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import make_scenario, message
 
 from counteroffer.agents import make_agent
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
+from counteroffer.agents.llm.hf import load_model_and_tokenizer
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
-from counteroffer.train.generation import TransformersGenerator
 from counteroffer.train.sft import (
     IGNORE_INDEX,
     demonstration_tokens,
     is_good_demonstration,
     make_demonstrations,
+    seller_standing_price,
     sft_example,
 )
+from counteroffer.train.stage import training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens, TemplateDriftError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -162,26 +161,73 @@ def test_a_turn_cut_at_the_token_limit_is_closed_by_masked_text(chat_tokenizer) 
     assert tokens.logprobs[: len(cut)] == [-0.5] * len(cut)
 
 
-def test_sft_demonstrations_are_deals_within_budget(shared_data: Path, tmp_path: Path) -> None:
+def test_sft_demonstrations_come_from_the_mixture_and_include_refusals_to_overpay(
+    shared_data: Path, tmp_path: Path
+) -> None:
     config = TrainConfig.model_validate(
         {
             "out": str(tmp_path),
             "data_root": str(shared_data),
             "max_turns": 4,
+            "validation_products": 50,
             "sft": {
                 # naive offers up to its budget; with 0.99 it deals close to it (reward near 0) or not at all
-                "demo_buyers": ["scripted:anchor?opening=0.3", "scripted:naive?opening=0.99&concession=3"],
-                "scenarios": 40,
+                "demo_buyers": ["scripted:reader", "scripted:naive?opening=0.99&concession=3"],
+                "sellers": ["scripted:linear", "scripted:titfortat", "scripted:unyielding (unyielding)"],
+                "scenarios": 120,
             },
         }
     )
+    training, validation = training_scenarios(config)
+    assert len(validation) == 50 and not {s.scenario_id for s in training} & {s.scenario_id for s in validation}
+    assert training_scenarios(config) == (training, validation)  # the same held-out products every time
     demos = make_demonstrations(config)
-    assert demos, "some scripted episodes must qualify"
-    assert len(demos) < 2 * 40  # some were dropped: not every episode is a good demonstration
+    assert demos and len(demos) < 2 * 120  # some episodes were not worth imitating
+    held_out = {s.scenario_id for s in validation}
+    assert not any(r.scenario.scenario_id in held_out for r in demos)
+    assert {(r.seller, r.persona) for r in demos} == {  # each product met a seller drawn from the mixture
+        ("scripted:linear", "neutral"),
+        ("scripted:titfortat", "neutral"),
+        ("scripted:unyielding", "unyielding"),
+    }
+    walked = [r for r in demos if r.outcome is Outcome.BUYER_QUIT]
+    assert walked, "refusals to overpay are demonstrations too"
     for record in demos:
-        assert record.outcome is Outcome.DEAL and record.reward > 0
-        assert record.price is not None and record.price <= record.scenario.budget + 1e-9
+        assert record.metrics is not None and not record.metrics.overshoot
         assert all(m.format_error is None for m in record.messages)
+        if record.outcome is Outcome.DEAL:
+            assert record.reward > 0 and record.price <= record.scenario.budget + 1e-9
+        else:
+            assert record.outcome is Outcome.BUYER_QUIT
+            assert seller_standing_price(record) > record.scenario.budget
+
+
+@pytest.mark.parametrize(
+    ("moves", "good"),
+    [
+        (["[BUY] $100.00", "[SELL] $150.00", "[DEAL] $150.00"], True),  # a deal within budget, reward > 0
+        (["[BUY] $100.00", "[SELL] $159.99", "[QUIT]"], False),  # walked away from a price within budget
+        (["[BUY] $100.00", "[SELL] $170.00", "[QUIT]"], True),  # refused to overpay
+        (["[BUY] $165.00", "[SELL] $170.00", "[QUIT]"], False),  # offered above the budget on the way
+        (["[BUY] $100.00", "[SELL] $170.00", "[BUY] $100.00", "[SELL] $170.00"], False),  # deadlock at the limit
+        (["[BUY] $100.00", "[SELL] $170.00", "[DEAL] $1.00"], False),  # a protocol error
+    ],
+)
+def test_the_demonstration_filter(moves: list[str], good: bool) -> None:
+    scenario = make_scenario(asking=200, budget=160, cost=100)
+    game = Negotiation(scenario, GameConfig(max_turns=2))
+    for move in moves:
+        game.step(message(move))
+    record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
+    assert is_good_demonstration(record) is good
+
+
+def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
+    grpo = TrainConfig.model_validate({"grpo": {"seller": "scripted:boulware", "persona": "begging"}}).grpo
+    assert [(c.spec, c.persona) for c in grpo.sellers] == [("scripted:boulware", "begging")]
+    with pytest.raises(ValueError, match="either sellers"):
+        TrainConfig.model_validate({"sft": {"seller": "scripted:linear", "sellers": ["scripted:linear"]}})
+    assert TrainConfig().evaluation.sellers[0].spec == "scripted:linear"
 
 
 def test_an_over_budget_deal_is_not_a_demonstration() -> None:
@@ -192,23 +238,3 @@ def test_an_over_budget_deal_is_not_a_demonstration() -> None:
     record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
     assert record.outcome is Outcome.DEAL and record.reward == -1
     assert not is_good_demonstration(record)
-
-
-def test_generated_turns_carry_their_sampling_logprobs(model_and_tokenizer, chat_tokenizer) -> None:
-    model, tokenizer = model_and_tokenizer
-    generator = TransformersGenerator(model, tokenizer.pad_token_id, stop_token_ids(tokenizer), max_batch=2)
-    chats = [[{"role": "user", "content": f"Name a {thing}."}] for thing in ("colour", "fruit and say why")]
-    prompts = [chat_tokenizer.encode(chat_tokenizer.render(chat)) for chat in chats]
-    sampling = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=12)
-    turns = generator.generate(prompts, sampling, seed=3)
-    assert turns == generator.generate(prompts, sampling, seed=3)  # seeded
-    for prompt, turn in zip(prompts, turns, strict=True):
-        assert 0 < len(turn.ids) == len(turn.logprobs) <= 12
-        assert all(lp <= 0 for lp in turn.logprobs)
-        stops = [i for i, t in enumerate(turn.ids) if t in chat_tokenizer.stop_token_ids]
-        assert stops in ([], [len(turn.ids) - 1])  # a turn ends at its first stop token
-        # The log-probabilities are those of the distribution sampled from (temperature 1: the model's own).
-        with torch.no_grad():
-            logits = model(torch.tensor([prompt + turn.ids])).logits[0, len(prompt) - 1 : -1]
-        expected = logits.log_softmax(-1).gather(-1, torch.tensor(turn.ids).unsqueeze(-1)).squeeze(-1)
-        assert torch.allclose(expected, torch.tensor(turn.logprobs), atol=2e-3)

@@ -51,30 +51,31 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
         "out": str(root / "run"),
         "data_root": str(shared_data),
         "max_turns": 2,
+        "validation_products": 4,
         "prompts": {"templates_dir": str(templates), "description_chars": 0, "features_chars": 0},
         "sft": {
             "demo_buyers": ["scripted:anchor?opening=0.4", "scripted:anchor?opening=0.7"],
-            "seller": "scripted:linear",
+            "sellers": ["scripted:linear", "scripted:conceder"],
             "scenarios": 8,
             "max_demos": 8,
             "epochs": 4,
             "learning_rate": 1.0e-3,
             "per_device_batch_size": 4,
-            "bf16": True,
+            "bf16": "auto",
             "save_steps": 1000,
         },
         "grpo": {
-            "seller": "scripted:linear",
+            "sellers": ["scripted:linear", "scripted:titfortat"],
             "products_per_step": 2,
             "group_size": 4,
             "steps": 1,
             "learning_rate": 1.0e-5,
             "per_device_batch_size": 4,
             "max_new_tokens": 96,
-            "bf16": True,
+            "bf16": "auto",
             "save_steps": 1,
         },
-        "evaluation": {"every_steps": 1, "scenarios": 2, "seller": "scripted:linear"},
+        "evaluation": {"every_steps": 1, "sellers": ["scripted:linear", "scripted:conceder"]},
     }
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -122,12 +123,20 @@ def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_bu
 
     log = _log(run / "grpo")
     assert [e["step"] for e in log if e["kind"] == "train"] == [1, 2]  # step 1 was not played again
-    assert [e["step"] for e in log if e["kind"] == "eval"] == [1, 2]
+    validation = [e for e in log if e["kind"] == "eval"]
+    assert [e["step"] for e in validation] == [1, 2]
+    assert all(e["game"]["episodes"] == 4 for e in validation)  # the 4 held-out products, every time
     for entry in (e for e in log if e["kind"] == "train"):
         game = entry["game"]
         assert game["episodes"] == 8
         for metric in ("reward", "deal_rate", "overshoot_rate", "turns", "format_error_rate"):
             assert game[metric] is not None
+        by_seller = entry["game_by_seller"]
+        assert set(by_seller) <= {"scripted:linear", "scripted:titfortat"}
+        assert sum(part["episodes"] for part in by_seller.values()) == 8
+        assert all(part["episodes"] % 4 == 0 for part in by_seller.values())  # a group meets one seller
+        rollout = entry["rollout"]
+        assert rollout["reused"] > 0 and rollout["prefilled"] > 0  # later turns came from the cache
         assert entry["samples"] and "[buyer 1]" in entry["samples"][0]
         assert "loss" in entry["trainer"]
 

@@ -15,18 +15,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.catalog.recipes import CatalogName
 from counteroffer.config_file import ConfigError, load_yaml_model
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
+from counteroffer.rollout.mixture import SellerChoice
 
 __all__ = ["ConfigError", "TrainConfig", "load_config"]
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SellerMixSection(Section):
+    """A section whose episodes meet a seller drawn per product from ``sellers``.
+
+    ``seller: SPEC`` with an optional ``persona: NAME`` is read as a mixture of one.
+    """
+
+    sellers: list[SellerChoice] = Field(
+        default_factory=lambda: [SellerChoice(spec="scripted:linear")],
+        min_length=1,
+        description="sellers drawn per product (uniformly, seeded; a GRPO group meets one seller); each a spec "
+        "string or {spec, persona}; always regulated by the game",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_seller(cls, data: object) -> object:
+        if isinstance(data, dict) and ("seller" in data or "persona" in data):
+            if "sellers" in data:
+                raise ValueError("give either sellers (a list) or seller/persona, not both")
+            data = dict(data)
+            spec = data.pop("seller", "scripted:linear")
+            data["sellers"] = [{"spec": spec, "persona": data.pop("persona", "neutral")}]
+        return data
 
 
 class PromptSettings(Section):
@@ -57,7 +83,12 @@ class OptimSettings(Section):
     warmup_ratio: float = Field(0.0, ge=0, le=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    bf16: bool = Field(False, description="bfloat16 mixed precision (GPU)")
+    bf16: bool | Literal["auto"] = Field(
+        False,
+        description="bfloat16 mixed precision; auto = where the hardware computes in bfloat16 natively (a CUDA "
+        "GPU with bf16, a CPU with AVX512-BF16 or AMX), else float32: elsewhere bfloat16 is emulated and "
+        "dozens of times slower",
+    )
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
     save_steps: int = Field(10, ge=1, description="write a resumable checkpoint every K optimizer steps")
     save_total_limit: int | None = Field(3, ge=1, description="keep at most this many checkpoints")
@@ -65,7 +96,7 @@ class OptimSettings(Section):
     lora: LoraSettings = Field(default_factory=LoraSettings)
 
 
-class SFTSettings(OptimSettings):
+class SFTSettings(OptimSettings, SellerMixSection):
     """The warm start: scripted demonstrations in the LLM buyer's exact prompt format, loss on buyer tokens."""
 
     learning_rate: float = Field(5e-5, gt=0)
@@ -79,8 +110,6 @@ class SFTSettings(OptimSettings):
         min_length=1,
         description="scripted buyer specs whose episodes become demonstrations (several anchor/concession settings)",
     )
-    seller: str = Field("scripted:linear", description="the seller the demonstrations are played against")
-    persona: str = Field("neutral", description="seller persona")
     scenarios: int | None = Field(None, ge=1, description="use only the first K train scenarios; null = all")
     rollouts: int = Field(1, ge=1, description="episodes per scenario and demo buyer")
     max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
@@ -101,15 +130,13 @@ class GenerationSettings(Section):
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm colocate: tensor parallel size")
 
 
-class GRPOSettings(OptimSettings):
+class GRPOSettings(OptimSettings, SellerMixSection):
     """Multi-turn GRPO: every step plays ``products_per_step`` × ``group_size`` full episodes."""
 
     learning_rate: float = Field(3e-5, gt=0, description="the paper: 3e-5")
     init: str | None = Field(
         None, description="model to start from; null = the SFT stage's final checkpoint (OUT/sft/final)"
     )
-    seller: str = Field("scripted:linear", description="training seller spec (always regulated by the game)")
-    persona: str = Field("neutral", description="seller persona during training")
     products_per_step: int = Field(64, ge=1, description="train products per optimizer step (the paper: 64)")
     group_size: int = Field(8, ge=2, description="rollouts per product; advantages are relative within it")
     steps: int = Field(60, ge=1, description="optimizer steps (the paper: about 60)")
@@ -130,15 +157,13 @@ class GRPOSettings(OptimSettings):
     save_steps: int = Field(5, ge=1, description="write a resumable checkpoint every K steps")
 
 
-class EvaluationSettings(Section):
-    """Held-out evaluation on the test split during GRPO (and by the experiment scripts)."""
+class EvaluationSettings(SellerMixSection):
+    """The validation curve: the policy plays the held-out train products (``validation_products``, never the
+    test split) every ``every_steps`` GRPO steps, each product against a seller drawn from ``sellers``."""
 
     every_steps: int = Field(0, ge=0, description="evaluate every K GRPO steps; 0 = never during training")
-    split: str = Field("test", description="scenario split to evaluate on")
-    scenarios: int | None = Field(None, ge=1, description="only the first K scenarios of the split; null = all")
+    scenarios: int | None = Field(None, ge=1, description="only the first K held-out products; null = all")
     rollouts: int = Field(1, ge=1, description="episodes per scenario")
-    seller: str = Field("scripted:linear", description="evaluation seller spec")
-    persona: str = Field("neutral")
     temperature: float = Field(1.0, ge=0, description="buyer temperature during evaluation (0 = greedy)")
     max_batch: int = Field(64, ge=1, description="sequences per generate call")
 
@@ -150,6 +175,12 @@ class TrainConfig(Section):
     catalog: CatalogName = "amazon"
     data_root: str | None = Field(None, description="catalogue folder; null = the usual search order")
     max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1, description="turn limit of every training episode")
+    validation_products: int = Field(
+        0,
+        ge=0,
+        description="train-split products held out of SFT and GRPO (a seeded choice) for the validation curve; "
+        "the test split is never used during training",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="weights' dtype")
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     sft: SFTSettings = Field(default_factory=SFTSettings)

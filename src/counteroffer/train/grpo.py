@@ -1,9 +1,11 @@
 """Multi-turn GRPO on TRL's ``GRPOTrainer`` with a custom ``rollout_func``.
 
 Each optimizer step, TRL hands this process its slice of train products, each repeated ``group_size`` times
-(the dataset's prompt is the scenario id). :class:`EpisodeRollout` plays all those episodes at once with the
-rollout engine (the policy answers every buyer turn of a round in one generation call; the seller is any agent,
-always regulated by the game) and returns, per episode, the buyer's first prompt, the rest of the episode as the
+(the dataset's prompt is the scenario id). Each product meets a seller drawn from the training mixture for this
+step, the same for all its rollouts, so a group's baseline compares like with like. :class:`EpisodeRollout`
+plays all those episodes at once with the rollout engine (the policy answers every buyer turn of a round in one
+generation call, keeping each episode's cache between turns; the seller is any agent, always regulated by the
+game) and returns, per episode, the buyer's first prompt, the rest of the episode as the
 "completion" with ``env_mask`` 0 on the seller's and the game's tokens, the sampling log-probabilities, and the
 game's verifiable reward, which the reward function passes through. TRL then computes group-relative advantages
 per product and the clipped policy loss on the buyer's own tokens only.
@@ -13,31 +15,30 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.agent import LLMAgent
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import HFBackend, HFChatModel
 from counteroffer.agents.llm.prompts import PromptBuilder
-from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
-from counteroffer.catalog.recipes import load_scenarios
 from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import transcript_text
-from counteroffer.rollout.runner import EpisodeJob, episode_seed, plan_jobs, run_episodes
+from counteroffer.rollout.mixture import SellerChoice, SellerMixture
+from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
-from counteroffer.train.generation import TransformersGenerator, TurnGenerator, VLLMGenerator
+from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator
 from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
-from counteroffer.train.stage import is_main_process, start_stage, trainer_arguments
+from counteroffer.train.stage import is_main_process, resolve_bf16, start_stage, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer
 
 
@@ -50,10 +51,12 @@ def negotiation_reward(completions: list, episode_reward: list[float | None], **
 class EpisodeRollout:
     """TRL ``rollout_func``: plays the step's episodes and returns them as token sequences with masks."""
 
-    def __init__(self, config: TrainConfig, scenarios: Sequence[Scenario], seller: Agent, log: TrainLog) -> None:
+    def __init__(
+        self, config: TrainConfig, scenarios: Sequence[Scenario], sellers: SellerMixture, log: TrainLog
+    ) -> None:
         self.config = config
         self.scenarios = {s.scenario_id: s for s in scenarios}
-        self.seller = seller
+        self.sellers = sellers
         self.log = log
         self.prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
         self.sampling = Sampling(config.grpo.temperature, config.grpo.top_p, config.grpo.max_new_tokens)
@@ -67,11 +70,11 @@ class EpisodeRollout:
             self._generator = VLLMGenerator(trainer)
         else:
             model = trainer.accelerator.unwrap_model(trainer.model)
-            self._generator = TransformersGenerator(
+            self._generator = CachedGenerator(
                 model,
                 tokenizer.pad_token_id,
                 self._chat_tokenizer.stop_token_ids,
-                self.config.grpo.generation.max_batch,
+                max_batch=self.config.grpo.generation.max_batch,
                 bf16=trainer.args.bf16,
             )
 
@@ -79,6 +82,9 @@ class EpisodeRollout:
         if self._generator is None:
             self._setup(trainer)
         assert self._chat_tokenizer is not None and self._generator is not None
+        self._generator.reset()  # the weights changed since the last rollout
+        counted = self._generator.stats.as_dict() if isinstance(self._generator, CachedGenerator) else None
+        started = time.perf_counter()
         buyer = PolicyBuyer(self._generator, self._chat_tokenizer, self.prompts, self.sampling)
         step = trainer.state.global_step
         process = trainer.accelerator.process_index
@@ -89,28 +95,25 @@ class EpisodeRollout:
             # Unique per (step, process, position): the policy tells episodes apart by seed, and a resumed run
             # replays the same seeds for the same step.
             seed = episode_seed(self.config.seed, f"grpo|{step}|{process}|{position}", 0)
-            jobs.append(
-                EpisodeJob(
-                    POLICY_SPEC,
-                    self.seller.spec,
-                    self.config.grpo.persona,
-                    self.scenarios[scenario_id],
-                    seen[scenario_id],
-                    seed,
-                )
-            )
+            seller = self.sellers.draw(f"grpo|{step}|{scenario_id}", self.config.seed)
+            scenario = self.scenarios[scenario_id]
+            jobs.append(EpisodeJob(POLICY_SPEC, seller.spec, seller.persona, scenario, seen[scenario_id], seed))
             seen[scenario_id] += 1
+        agents = {(c.spec, c.persona): (buyer, self.sellers.agent(c)) for c in self.sellers.choices}
         records: dict[int, EpisodeRecord] = {}
         run_episodes(
             jobs,
-            lambda job: (buyer, self.seller),
+            lambda job: agents[job.seller, job.persona],
             lambda record: records.__setitem__(record.seed, record),
             config=GameConfig(max_turns=self.config.max_turns),
             concurrency=self.config.grpo.episodes_per_batch,
         )
         ordered = [records[job.seed] for job in jobs]
         tokens = [buyer.episodes[job.seed] for job in jobs]
-        self._report(ordered, trainer, step)
+        rollout: dict[str, float] = {"seconds": round(time.perf_counter() - started, 2)}
+        if counted is not None:
+            rollout.update(self._generator.stats.since(counted))  # type: ignore[union-attr]
+        self._report(ordered, trainer, step, rollout)
         return {
             "prompt_ids": [t.prompt_ids for t in tokens],
             "completion_ids": [t.completion_ids for t in tokens],
@@ -119,7 +122,7 @@ class EpisodeRollout:
             "episode_reward": [r.reward if r.status is EpisodeStatus.OK else None for r in ordered],
         }
 
-    def _report(self, records: list[EpisodeRecord], trainer, step: int) -> None:  # noqa: ANN001
+    def _report(self, records: list[EpisodeRecord], trainer, step: int, rollout: dict[str, float]) -> None:  # noqa: ANN001
         """Game metrics over every process's episodes (a collective: each process calls it once per step)."""
         if trainer.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
@@ -127,34 +130,54 @@ class EpisodeRollout:
             records = gather_object(records)
         if not trainer.accelerator.is_main_process:
             return
-        scored = [r.metrics for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
-        game = mean_metrics(scored)
-        finished = [r.outcome for r in records if r.status is EpisodeStatus.OK and r.outcome is not None]
-        game["deadlock_rate"] = deadlock_rate(finished)
-        game["episodes"] = len(records)
-        game["errored"] = sum(r.status is EpisodeStatus.ERRORED for r in records)
         samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
-        self.log.add(game=game, samples=[transcript_text(r) for r in samples])
+        fields: dict[str, Any] = {"game": game_metrics(records), "samples": [transcript_text(r) for r in samples]}
+        if len(self.sellers.choices) > 1:
+            fields["game_by_seller"] = metrics_by_seller(records)
+        fields["rollout"] = rollout  # this process's generation: seconds and token counts
+        self.log.add(**fields)
+
+
+def game_metrics(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    """Mean game metrics of a set of episodes, their deadlock rate and counts (errored episodes not scored)."""
+    scored = [r for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
+    game: dict[str, Any] = mean_metrics([r.metrics for r in scored])
+    game["deadlock_rate"] = deadlock_rate([r.outcome for r in scored if r.outcome is not None])
+    game["episodes"] = len(records)
+    game["errored"] = len(records) - len(scored)
+    return game
+
+
+def metrics_by_seller(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, Any]]:
+    """:func:`game_metrics` per seller of the mixture, keyed by its label."""
+    groups: dict[str, list[EpisodeRecord]] = {}
+    for record in records:
+        label = SellerChoice(spec=record.seller, persona=record.persona).label
+        groups.setdefault(label, []).append(record)
+    return {label: game_metrics(group) for label, group in sorted(groups.items())}
 
 
 class HeldOutEvaluation:
-    """Plays the current policy on the evaluation split every ``evaluation.every_steps`` steps (main process)."""
+    """The validation curve: every ``evaluation.every_steps`` steps the policy plays the held-out train products
+    (never the test split), each against a seller drawn from the evaluation mixture (the same draw every time,
+    so the points of the curve are comparable). Main process only."""
 
-    def __init__(self, config: TrainConfig, log: TrainLog) -> None:
+    def __init__(self, config: TrainConfig, scenarios: Sequence[Scenario], log: TrainLog) -> None:
         self.config = config
         self.log = log
         settings = config.evaluation
-        scenario_set = load_scenarios(
-            config.catalog, settings.split, data_root=config.data_root, limit=settings.scenarios
-        )
-        self.jobs = plan_jobs(
-            scenario_set.scenarios, [POLICY_SPEC], settings.seller, settings.persona, settings.rollouts, config.seed
-        )
-        self.seller = make_agent(settings.seller, Role.SELLER, settings.persona)
+        self.sellers = SellerMixture(settings.sellers)
+        self.jobs = []
+        for scenario in scenarios[: settings.scenarios]:
+            for index in range(settings.rollouts):
+                seller = self.sellers.draw(f"validation|{scenario.scenario_id}|{index}", config.seed)
+                seed = episode_seed(config.seed, scenario.scenario_id, index)
+                self.jobs.append(EpisodeJob(POLICY_SPEC, seller.spec, seller.persona, scenario, index, seed))
 
-    def evaluate(self, model, tokenizer, step: int) -> dict[str, float | None]:  # noqa: ANN001
+    def evaluate(self, model, tokenizer, step: int) -> dict[str, Any]:  # noqa: ANN001
         settings = self.config.evaluation
         chat_model = HFChatModel(f"policy@{step}", model, tokenizer, max_batch=settings.max_batch)
+        chat_model.engine.bf16 = resolve_bf16(self.config.grpo.bf16)
         buyer = LLMAgent(
             POLICY_SPEC,
             Role.BUYER,
@@ -165,14 +188,16 @@ class HeldOutEvaluation:
         records: list[EpisodeRecord] = []
         run_episodes(
             self.jobs,
-            lambda job: (buyer, self.seller),
+            lambda job: (buyer, self.sellers.agent(SellerChoice(spec=job.seller, persona=job.persona))),
             records.append,
             config=GameConfig(max_turns=self.config.max_turns),
         )
-        game = mean_metrics([r.metrics for r in records if r.metrics is not None])
-        game["episodes"] = len(records)
-        self.log.write({"kind": "eval", "step": step, "game": game, "samples": [transcript_text(records[0])]})
-        return game
+        entry: dict[str, Any] = {"kind": "eval", "step": step, "game": game_metrics(records)}
+        if len(self.sellers.choices) > 1:
+            entry["game_by_seller"] = metrics_by_seller(records)
+        entry["samples"] = [transcript_text(records[0])] if records else []
+        self.log.write(entry)
+        return entry["game"]
 
 
 def _evaluation_callback(evaluation: HeldOutEvaluation, every: int):  # noqa: ANN202
@@ -208,9 +233,11 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
             f"products_per_step × group_size = {episodes} episodes per step must be a multiple of "
             f"per_device_batch_size × processes = {per_step}"
         )
-    scenario_set = load_scenarios(config.catalog, "train", data_root=config.data_root)
+    scenarios, validation = training_scenarios(config)
+    if config.evaluation.every_steps and not validation:
+        raise ValueError("evaluation.every_steps needs held-out products: set validation_products")
     model, tokenizer = load_trainable(init, config.dtype)
-    seller = make_agent(settings.seller, Role.SELLER, settings.persona)
+    sellers = SellerMixture(settings.sellers)
     args = GRPOConfig(
         **trainer_arguments(settings, out, config.seed),
         max_steps=settings.steps,
@@ -232,10 +259,11 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         vllm_tensor_parallel_size=settings.generation.vllm_tensor_parallel_size,
         log_completions=False,
     )
-    dataset = Dataset.from_dict({"prompt": [s.scenario_id for s in scenario_set.scenarios]})
+    dataset = Dataset.from_dict({"prompt": [s.scenario_id for s in scenarios]})
     callbacks: list = [log]
     if config.evaluation.every_steps and is_main_process():
-        callbacks.append(_evaluation_callback(HeldOutEvaluation(config, log), config.evaluation.every_steps))
+        evaluation = HeldOutEvaluation(config, validation, log)
+        callbacks.append(_evaluation_callback(evaluation, config.evaluation.every_steps))
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[negotiation_reward],
@@ -243,7 +271,7 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config(settings.lora),
-        rollout_func=EpisodeRollout(config, scenario_set.scenarios, seller, log),
+        rollout_func=EpisodeRollout(config, scenarios, sellers, log),
         callbacks=callbacks,
     )
     if config.evaluation.every_steps and trainer.is_deepspeed_enabled:
@@ -255,4 +283,4 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         return save_final(trainer, out, config.prompts, settings.max_new_tokens)
     finally:
-        seller.close()
+        sellers.close()

@@ -1,7 +1,9 @@
 """The SFT warm start: scripted demonstrations, rendered exactly as the LLM buyer sees its turns.
 
-:func:`make_demonstrations` plays each demo buyer against the training seller on the *train* split and keeps an
-episode only when it ended in a deal within the budget with a positive reward. :func:`demonstration_tokens`
+:func:`make_demonstrations` plays each demo buyer on the *train* split (less the held-out validation products),
+each episode against a seller drawn from the training mixture, and keeps the episodes worth imitating
+(:func:`is_good_demonstration`): deals within the budget with a positive reward, and walk-aways from a seller
+whose price stayed above the budget, so the model also learns to refuse to overpay. :func:`demonstration_tokens`
 replays a kept episode through the game, builds the buyer's chat at each of its turns with the same prompt
 builder the ``hf:`` agent uses, and produces one token sequence per episode with labels on the buyer's own
 tokens only (every prompt, seller and game token is ``-100``). :func:`run_sft` fine-tunes with TRL's
@@ -16,50 +18,75 @@ from pathlib import Path
 
 import msgspec
 
+from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
-from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.game.messages import Role
+from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
 from counteroffer.game.reward import PRICE_TOLERANCE
-from counteroffer.rollout.runner import plan_jobs, run_episodes
+from counteroffer.rollout.mixture import SellerMixture
+from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.model import load_trainable, peft_config, save_final
-from counteroffer.train.stage import start_stage, trainer_arguments
+from counteroffer.train.stage import start_stage, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
 
 DEMOS_FILE = "demos.jsonl"
 IGNORE_INDEX = -100  # the label transformers' loss skips
 
 
+def seller_standing_price(record: EpisodeRecord) -> float:
+    """The seller's last price in effect when the episode ended (the asking price if it never named one)."""
+    prices = [
+        m.shown_action.price
+        for m in record.messages
+        if m.role is Role.SELLER and m.shown_action is not None and m.shown_action.kind is ActionKind.SELL
+    ]
+    return prices[-1] if prices else record.scenario.asking_price
+
+
 def is_good_demonstration(record: EpisodeRecord) -> bool:
-    """A deal within the budget that earned the buyer a positive reward."""
-    return (
-        record.status is EpisodeStatus.OK
-        and record.outcome is Outcome.DEAL
-        and record.price is not None
-        and record.price <= record.scenario.budget + PRICE_TOLERANCE
-        and record.reward > 0
-    )
+    """An episode worth imitating: no buyer error and no offer above the budget, and either a deal within the
+    budget with a positive reward, or the buyer walking away from a seller whose price stayed above the budget.
+    Deadlocks at the turn limit are left out: nothing in them shows what to do."""
+    if record.status is not EpisodeStatus.OK or record.metrics is None or record.metrics.overshoot:
+        return False
+    budget = record.scenario.budget
+    if record.outcome is Outcome.DEAL:
+        return record.price is not None and record.price <= budget + PRICE_TOLERANCE and record.reward > 0
+    return record.outcome is Outcome.BUYER_QUIT and seller_standing_price(record) > budget + PRICE_TOLERANCE
 
 
 def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
     settings = config.sft
-    scenarios = load_scenarios(config.catalog, "train", data_root=config.data_root, limit=settings.scenarios).scenarios
-    seller = make_agent(settings.seller, Role.SELLER, settings.persona)
-    buyers = {spec: make_agent(spec, Role.BUYER) for spec in settings.demo_buyers}
-    for buyer in buyers.values():
-        buyer.bind_opponent(seller)
-    jobs = plan_jobs(scenarios, settings.demo_buyers, settings.seller, settings.persona, settings.rollouts, config.seed)
+    scenarios, _ = training_scenarios(config)
+    sellers = SellerMixture(settings.sellers)
+    jobs: list[EpisodeJob] = []
+    for spec in settings.demo_buyers:
+        for scenario in scenarios[: settings.scenarios]:
+            for index in range(settings.rollouts):
+                choice = sellers.draw(f"sft|{spec}|{scenario.scenario_id}|{index}", config.seed)
+                seed = episode_seed(config.seed, scenario.scenario_id, index)
+                jobs.append(EpisodeJob(spec, choice.spec, choice.persona, scenario, index, seed))
+    # One buyer per (buyer, seller) pair: the oracle binds to, and simulates, the one seller it meets.
+    pairs: dict[tuple[str, str, str], tuple[Agent, Agent]] = {}
+    for spec in settings.demo_buyers:
+        for choice in sellers.choices:
+            buyer, seller = make_agent(spec, Role.BUYER), sellers.agent(choice)
+            buyer.bind_opponent(seller)
+            pairs[spec, choice.spec, choice.persona] = (buyer, seller)
     records: list[EpisodeRecord] = []
     try:
         run_episodes(
-            jobs, lambda job: (buyers[job.buyer], seller), records.append, config=GameConfig(max_turns=config.max_turns)
+            jobs,
+            lambda job: pairs[job.buyer, job.seller, job.persona],
+            records.append,
+            config=GameConfig(max_turns=config.max_turns),
         )
     finally:
-        seller.close()
-        for buyer in buyers.values():
+        sellers.close()
+        for buyer, _ in pairs.values():
             buyer.close()
     order = {job.key: i for i, job in enumerate(jobs)}
     kept = sorted((r for r in records if is_good_demonstration(r)), key=lambda r: order[r.key])
@@ -100,7 +127,10 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     demos = make_demonstrations(config)
     if not demos:
-        raise ValueError("no demonstration ended in a deal within budget: check sft.demo_buyers and sft.seller")
+        raise ValueError(
+            "no demonstration was worth keeping (a deal within budget or a refusal to overpay): "
+            "check sft.demo_buyers and sft.sellers"
+        )
     with (out / DEMOS_FILE).open("wb") as file:
         for record in demos:
             file.write(msgspec.json.encode(record) + b"\n")
