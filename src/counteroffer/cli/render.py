@@ -164,3 +164,21 @@ def phase_table(steps: Sequence[StepSignals]) -> Table:
             str(step.phase),
         )
     return table
+
+
+def baselines_table(result, top: int) -> Table:  # noqa: ANN001 - an evaluate.baselines.BaselineResult
+    search = result.search
+    labels = [choice.label for choice in search.sellers]
+    table = Table(
+        title=f"fixed scripted buyers on {search.catalog}/{search.split}, {search.max_turns}-turn games, "
+        f"{len(result.rows)} ranked",
+        title_justify="left",
+    )
+    table.add_column("buyer", overflow="fold")
+    table.add_column("mixture", justify="right")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for row in result.rows[:top]:
+        mixture = row.interval.format() if row.interval else f"{row.reward:.3f}"
+        table.add_row(row.buyer, mixture, *(f"{row.by_seller[label]:.3f}" for label in labels))
+    return table

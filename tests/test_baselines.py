@@ -1,0 +1,99 @@
+"""The baseline search (``counteroffer baselines``) and seller mixtures: scripted agents on the real train split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from counteroffer.agents import make_agent
+from counteroffer.catalog import load_scenarios
+from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, default_grid, run_baselines
+from counteroffer.game import GameConfig, Role
+from counteroffer.rollout.mixture import SellerChoice, SellerMixture
+from counteroffer.rollout.runner import plan_jobs, run_episodes
+
+SELLERS = ["scripted:linear", "scripted:titfortat", "scripted:conceder"]
+
+
+def test_seller_choices_read_from_strings_labels_and_mappings() -> None:
+    assert SellerChoice.model_validate("scripted:linear") == SellerChoice(spec="scripted:linear")
+    labelled = SellerChoice.model_validate("scripted:linear (unyielding)")
+    assert (labelled.spec, labelled.persona) == ("scripted:linear", "unyielding")
+    assert SellerChoice.model_validate(labelled.label) == labelled  # a label reads back as itself
+    endpoint = SellerChoice.model_validate("openai:m@http://127.0.0.1:8000/v1?temperature=0.7")
+    assert endpoint.persona == "neutral" and endpoint.label == endpoint.spec
+    assert SellerChoice.model_validate({"spec": "scripted:boulware", "persona": "begging"}).persona == "begging"
+
+
+def test_a_mixture_draws_every_seller_deterministically_and_refuses_duplicates() -> None:
+    mixture = SellerMixture([SellerChoice(spec=s) for s in SELLERS])
+    draws = [mixture.draw(f"product-{i}", seed=0) for i in range(600)]
+    assert draws == [mixture.draw(f"product-{i}", seed=0) for i in range(600)]  # the same on every run
+    counts = {choice.spec: draws.count(choice) for choice in mixture.choices}
+    assert all(150 < n < 250 for n in counts.values()), counts  # about uniform
+    assert draws != [mixture.draw(f"product-{i}", seed=1) for i in range(600)]  # the seed matters
+    assert mixture.agent(draws[0]).role is Role.SELLER
+    with pytest.raises(ValueError, match="twice"):
+        SellerMixture([SellerChoice(spec="scripted:linear")] * 2)
+    with pytest.raises(ValueError, match="at least one"):
+        SellerMixture([])
+
+
+@pytest.fixture(scope="module")
+def search_result(shared_data: Path, tmp_path_factory):
+    search = BaselineSearch(
+        sellers=SELLERS,
+        buyers=[*default_grid()[::9], "scripted:patient?opening=0.1"],
+        limit=60,
+        data_root=str(shared_data),
+    )
+    out = tmp_path_factory.mktemp("baselines")
+    return search, run_baselines(search, out), out
+
+
+def test_the_search_ranks_every_buyer_by_its_mean_over_the_whole_mixture(search_result, shared_data: Path) -> None:
+    search, result, out = search_result
+    assert [row.buyer for row in result.rows] != search.buyers  # ranked, not listed
+    assert [row.reward for row in result.rows] == sorted((row.reward for row in result.rows), reverse=True)
+    assert len(result.rows) == len(search.buyers) and result.best is result.rows[0]
+    # Each row's numbers are what the same buyer earns when played independently against each seller.
+    scenarios = load_scenarios("amazon", "train", data_root=shared_data, limit=60).scenarios
+    row = result.rows[3]
+    for seller in SELLERS:
+        records = []
+        pair = (make_agent(row.buyer, Role.BUYER), make_agent(seller, Role.SELLER))
+        run_episodes(
+            plan_jobs(scenarios, [row.buyer], seller, "neutral", 1),
+            lambda _, pair=pair: pair,
+            records.append,
+            config=GameConfig(max_turns=4),
+        )
+        assert row.by_seller[seller] == pytest.approx(sum(r.reward for r in records) / len(records))
+    assert row.reward == pytest.approx(sum(row.by_seller.values()) / len(SELLERS))
+    assert result.rows[0].interval is not None and result.rows[0].interval.n == 60 * len(SELLERS)
+    saved = json.loads((out / BASELINES_FILE).read_text())
+    assert saved["best"] == result.best.buyer and len(saved["rows"]) == len(result.rows)
+    assert saved["search"]["split"] == "train"
+
+
+def test_the_search_only_ranks_fixed_scripted_buyers(shared_data: Path) -> None:
+    for buyer in ("scripted:oracle", "hf:smollm2-135m"):
+        with pytest.raises(ValueError, match="fixed scripted buyers"):
+            run_baselines(BaselineSearch(sellers=SELLERS, buyers=[buyer], limit=2, data_root=str(shared_data)))
+
+
+def test_baselines_command_prints_the_table_and_the_winner(shared_data: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "baselines", "--seller", "scripted:linear", "--seller", "scripted:linear (unyielding)", "--limit", "20",
+        "--data", shared_data, "--out", tmp_path, "--top", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / BASELINES_FILE).read_text())
+    assert f"best fixed scripted buyer: {saved['best']}" in result.stdout.replace("\n", " ")
+    assert "scripted:linear (unyielding)" in result.stdout
+    assert len(saved["rows"]) == len(default_grid())
+    bad = run_cli("baselines", "--buyer", "scripted:oracle", "--limit", "2", "--data", shared_data)
+    assert bad.returncode == 2 and "fixed scripted buyers" in bad.stderr
