@@ -283,3 +283,33 @@ def test_cell_folders_never_collide() -> None:
     assert folder("hf:runs/a/b") != folder("hf:runs/a-b") and folder("hf:runs/a/b").startswith(
         "cells/amazon-test/hf-runs-a-b-"
     )
+
+
+def test_a_mixture_table_pools_its_sellers_cells(shared_data: Path, tmp_path: Path) -> None:
+    sellers = ["scripted:linear", "scripted:titfortat"]
+    config = SuiteConfig.model_validate(
+        {
+            "out": str(tmp_path / "suite"),
+            "buyers": ["scripted:anchor", "scripted:reader"],
+            "limit": 12,
+            "rollouts": 1,
+            "max_turns": 4,
+            "data_root": str(shared_data),
+            "tables": [
+                {"name": "mixture", "title": "Mixture", "sellers": sellers},
+                *({"name": s.split(":")[1], "title": s, "seller": s} for s in sellers),
+            ],
+        }
+    )
+    run_suite(config)
+    mixture, *singles = suite_tables(config)
+    assert [c.seller for _, c in table_cells(config, config.tables[0])] == sellers  # the mixture's cells are theirs
+    for row in mixture.rows:
+        assert row.summary.seller == "mixture of scripted:linear, scripted:titfortat"
+        per_seller = [next(r for r in table.rows if r.summary.buyer == row.summary.buyer) for table in singles]
+        assert row.summary.episodes == sum(r.summary.episodes for r in per_seller) == 24
+        expected = sum(r.summary.overall.reward.mean * r.summary.episodes for r in per_seller) / 24
+        assert row.summary.overall.reward.mean == pytest.approx(expected)
+    assert mixture.rows[-1].is_oracle and mixture.rows[0].oracle_reward == mixture.rows[-1].summary.overall.reward.mean
+    with pytest.raises(ValueError, match="either seller"):
+        SuiteConfig.model_validate({**config.model_dump(), "tables": [{"name": "x", "title": "x"}]})

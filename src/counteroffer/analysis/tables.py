@@ -86,12 +86,14 @@ def build_table(
     condition_label: str = "",
     oracle: str | None = None,
     seed: int = 0,
+    mixture: str | None = None,
 ) -> PaperTable:
     """One table from the records of each condition; rows follow the conditions' order, then the buyers' order
-    within a condition (the oracle, when present, last)."""
+    within a condition (the oracle, when present, last). ``mixture``: the records of a condition come from several
+    sellers, pooled into one row per buyer under that seller label."""
     rows: list[TableRow] = []
     for condition, records in conditions:
-        summaries = summarize(records, seed=seed)
+        summaries = summarize(records, seed=seed, seller_label=mixture)
         oracle_reward = next(
             (s.overall.reward.mean for s in summaries if oracle is not None and s.buyer == oracle), None
         )
@@ -141,17 +143,23 @@ def suite_tables(config: SuiteConfig) -> list[PaperTable]:
                 if split not in splits:
                     splits[split] = load_scenarios(*split[:2], data_root=config.data_root, limit=cell.limit).scenarios
                 records[cell] = cell_records(config, cell, splits[split])
-    return [
-        build_table(
-            table.name,
-            table.title,
-            [(condition, records[cell]) for condition, cell in table_cells(config, table)],
-            condition_label=table.condition_label,
-            oracle=config.oracle,
-            seed=config.seed,
+    tables = []
+    for table in config.tables:
+        conditions: dict[str, list[EpisodeRecord]] = {}
+        for condition, cell in table_cells(config, table):
+            conditions.setdefault(condition, []).extend(records[cell])
+        tables.append(
+            build_table(
+                table.name,
+                table.title,
+                list(conditions.items()),
+                condition_label=table.condition_label,
+                oracle=config.oracle,
+                seed=config.seed,
+                mixture=table.mixture_label,
+            )
         )
-        for table in config.tables
-    ]
+    return tables
 
 
 TABLES_MARKDOWN = "tables.md"

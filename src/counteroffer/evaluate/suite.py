@@ -47,16 +47,34 @@ ORACLE_SPEC = "scripted:oracle"
 
 
 class SuiteTable(BaseModel):
-    """One table: every buyer against one seller, under each persona and on each catalogue named."""
+    """One table: every buyer against one seller, under each persona and on each catalogue named. With
+    ``sellers`` instead, each row pools the buyer's episodes against every seller listed (each played in full,
+    in its own cell): the expected result against a uniform mixture of them, without the noise of a draw."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="file-safe name: OUT/tables/NAME.md")
     title: str
-    seller: str = Field(description="seller agent spec (always regulated)")
+    seller: str | None = Field(None, description="seller agent spec (always regulated)")
+    sellers: list[str] | None = Field(None, min_length=2, description="a mixture: rows pool these sellers' cells")
     personas: list[str] = Field(default_factory=lambda: ["neutral"], min_length=1)
     catalogs: list[CatalogName] = Field(default_factory=lambda: ["amazon"], min_length=1)
     split: str | None = Field(None, description="scenario split; null = the suite's")
     limit: int | None = Field(None, ge=1, description="first K scenarios; null = the suite's")
+
+    @model_validator(mode="after")
+    def _one_seller_or_a_mixture(self) -> SuiteTable:
+        if (self.seller is None) == (self.sellers is None):
+            raise ValueError(f"table {self.name!r} needs either seller (one spec) or sellers (a mixture)")
+        return self
+
+    @property
+    def seller_specs(self) -> list[str]:
+        return self.sellers or [self.seller]  # type: ignore[list-item]
+
+    @property
+    def mixture_label(self) -> str | None:
+        """How a mixture table's rows name their seller; None for a one-seller table."""
+        return f"mixture of {', '.join(self.sellers)}" if self.sellers else None
 
     @property
     def condition_label(self) -> str:
@@ -115,15 +133,17 @@ def _slug(spec: str) -> str:
 
 
 def table_cells(config: SuiteConfig, table: SuiteTable) -> list[tuple[str, Cell]]:
-    """The table's cells in row order, each with the condition it stands for in the table."""
+    """The table's cells in row order, each with the condition it stands for in the table (a mixture table has
+    one cell per seller under each condition)."""
     label = table.condition_label
     cells = []
     for catalog in table.catalogs:
         for persona in table.personas:
             parts = {"persona": persona, "catalogue": catalog}
             condition = " / ".join(parts[part] for part in label.split(" / ")) if label else ""
-            cell = Cell(catalog, table.split or config.split, table.seller, persona, table.limit or config.limit)
-            cells.append((condition, cell))
+            for seller in table.seller_specs:
+                cell = Cell(catalog, table.split or config.split, seller, persona, table.limit or config.limit)
+                cells.append((condition, cell))
     return cells
 
 

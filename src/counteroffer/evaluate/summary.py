@@ -69,11 +69,14 @@ def summarize_group(metrics: Sequence[EpisodeMetrics], seed: int = 0) -> GroupSu
     return GroupSummary(episodes=len(metrics), **estimates)
 
 
-def summarize(records: Iterable[EpisodeRecord | StoredEpisode], seed: int = 0) -> list[RowSummary]:
-    """One row per (buyer, seller, persona), in first-seen order (full records or the store's summaries)."""
+def summarize(
+    records: Iterable[EpisodeRecord | StoredEpisode], seed: int = 0, seller_label: str | None = None
+) -> list[RowSummary]:
+    """One row per (buyer, seller, persona), in first-seen order (full records or the store's summaries);
+    with ``seller_label``, every seller's episodes are pooled into one row per (buyer, persona) under that label."""
     cells: dict[tuple[str, str, str], list[EpisodeRecord | StoredEpisode]] = {}
     for record in records:
-        cells.setdefault((record.buyer, record.seller, record.persona), []).append(record)
+        cells.setdefault((record.buyer, seller_label or record.seller, record.persona), []).append(record)
     rows = []
     for (buyer, seller, persona), cell in cells.items():
         scored = [r.metrics for r in cell if r.status is EpisodeStatus.OK and r.metrics is not None]
