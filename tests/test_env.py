@@ -1,16 +1,19 @@
-"""The Gymnasium-style buyer environment with a regulated seller inside."""
+"""The Gymnasium buyer environment with a regulated seller inside: a real ``gymnasium.Env``, registered."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium
 import pytest
 from conftest import make_scenario, message
+from gymnasium.utils.env_checker import check_env
 
+import counteroffer  # noqa: F401 - registers counteroffer/Negotiation-v0
 from counteroffer.agents import TurnRequest, make_agent
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import Outcome, Role, buyer_reward
-from counteroffer.rollout.env import NegotiationEnv
+from counteroffer.rollout.env import ENV_ID, NegotiationEnv, UnicodeText
 
 
 def test_an_episode_step_by_step_matches_the_reward_formula(shared_data: Path) -> None:
@@ -18,11 +21,14 @@ def test_an_episode_step_by_step_matches_the_reward_formula(shared_data: Path) -
     env = NegotiationEnv(scenarios, seller="scripted:boulware")
     policy = make_agent("scripted:anchor", Role.BUYER)
     observation, info = env.reset(seed=3)
-    assert observation.role is Role.BUYER and observation.turn == 1
-    assert info["chat"][0]["role"] == "system" and f"${observation.private_value:,.2f}" in info["chat"][0]["content"]
+    view = info["view"]
+    assert view.role is Role.BUYER and view.turn == 1
+    assert info["chat"][0]["role"] == "system" and f"${view.private_value:,.2f}" in info["chat"][0]["content"]
+    assert observation.startswith("[system]\n") and info["chat"][-1]["content"] in observation
+    assert env.observation_space.contains(observation)
     rewards, done = [], False
     while not done:
-        [text] = policy.act([TurnRequest(observation, seed=3)])
+        [text] = policy.act([TurnRequest(info["view"], seed=3)])
         observation, reward, terminated, truncated, info = env.step(text)
         rewards.append(reward)
         done = terminated or truncated
@@ -32,16 +38,42 @@ def test_an_episode_step_by_step_matches_the_reward_formula(shared_data: Path) -
     assert rewards[-1] == buyer_reward(record.outcome, record.price, scenario.budget, scenario.cost)
     assert truncated == (record.outcome is Outcome.TURN_LIMIT)
     assert record.buyer == "env:buyer" and record.seller == "scripted:boulware"
+    with pytest.raises(RuntimeError, match="over"):
+        env.step(text)
+
+
+def test_gymnasium_make_builds_it_from_kwargs_and_it_passes_the_env_checker(shared_data: Path) -> None:
+    env = gymnasium.make(
+        ENV_ID, seller="scripted:titfortat", persona="insulting", split="test", max_turns=4, limit=8,
+        data_root=str(shared_data), render_mode="ansi",
+    )  # fmt: skip
+    assert isinstance(env.unwrapped, NegotiationEnv) and len(env.unwrapped.scenarios) == 8
+    assert env.unwrapped.config.max_turns == 4 and env.unwrapped.seller.spec == "scripted:titfortat"
+    check_env(env.unwrapped)  # spaces, seeded reset, step determinism, render modes, close
+    observation, info = env.reset(seed=1)
+    observation, reward, terminated, truncated, info = env.step(message("[BUY] $1.00", "Would you take $1?"))
+    assert "[buyer 1]" in env.render() and "insulting" not in observation  # the persona shows in words only
+    assert isinstance(env.observation_space, UnicodeText) and isinstance(env.action_space, UnicodeText)
+    wrapped = gymnasium.wrappers.RecordEpisodeStatistics(env)  # Gymnasium's own wrappers apply
+    wrapped.reset(seed=2)
+    done = False
+    while not done:
+        _, _, terminated, truncated, info = wrapped.step(message("[BUY] $1.00"))
+        done = terminated or truncated
+    assert info["episode"]["l"] == 4  # the scripted seller never takes $1: the turn limit
+    env.close()
 
 
 def test_reset_is_seeded_and_can_pick_a_scenario() -> None:
     scenarios = [make_scenario(), make_scenario(asking=300.0, budget=240.0, cost=150.0)]
     env = NegotiationEnv(scenarios)
-    first = env.reset(seed=11)[0].asking_price
-    assert env.reset(seed=11)[0].asking_price == first
-    assert env.reset(options={"scenario_id": "s-1"})[0].scenario_id == "s-1"
+    first = env.reset(seed=11)[1]["view"].asking_price
+    assert env.reset(seed=11)[1]["view"].asking_price == first
+    assert env.reset(options={"scenario_id": "s-1"})[1]["scenario_id"] == "s-1"
     with pytest.raises(ValueError, match="no scenario"):
         env.reset(options={"scenario_id": "nope"})
+    with pytest.raises(ValueError, match="render_mode"):
+        NegotiationEnv(scenarios, render_mode="human")
 
 
 def test_a_garbled_buyer_message_terminates_with_minus_one() -> None:
@@ -56,7 +88,8 @@ def test_the_seller_inside_is_regulated() -> None:
     env = NegotiationEnv([make_scenario(cost=100.0)], seller="scripted:linear")
     env.reset(seed=0)
     for _ in range(6):
-        view, reward, terminated, truncated, info = env.step(message("[BUY] $1"))
+        _, reward, terminated, truncated, info = env.step(message("[BUY] $1"))
+        view = info["view"]
         shown = [m.action.price for m in view.history if m.role is Role.SELLER and m.action.price is not None]
         assert all(price >= 100.0 for price in shown)
         if terminated or truncated:

@@ -8,10 +8,11 @@ that writes ``[seller 1]`` at the start of a line cannot fake a message.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from counteroffer.game.messages import FormatError, Role, parse_message
-from counteroffer.game.records import EpisodeRecord, Outcome
+from counteroffer.game.records import EpisodeRecord, MessageRecord, Outcome
 
 _HEADER = re.compile(r"\| budget [-\d.]+ cost [-\d.]+ asking [-\d.]+ \| (?P<outcome>\S+) at \S+ \| reward [-\d.]+$")
 CONTINUATION = "\n    "
@@ -25,8 +26,12 @@ def transcript_text(record: EpisodeRecord) -> str:
         f"{scenario.product.title[:80]} | budget {scenario.budget:.2f} cost {scenario.cost:.2f} "
         f"asking {scenario.asking_price:.2f} | {record.outcome} at {record.price} | reward {record.reward:.3f}"
     ]
-    lines += [f"[{m.role} {m.turn}] {m.raw.replace(chr(10), CONTINUATION)}" for m in record.messages]
-    return "\n".join(lines)
+    return "\n".join([*lines, messages_text(record.messages)])
+
+
+def messages_text(messages: Sequence[MessageRecord]) -> str:
+    """The messages of a transcript, one entry each (an episode in progress has no header yet)."""
+    return "\n".join(f"[{m.role} {m.turn}] {m.raw.replace(chr(10), CONTINUATION)}" for m in messages)
 
 
 @dataclass(frozen=True, slots=True)
