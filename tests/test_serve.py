@@ -39,6 +39,7 @@ from counteroffer.game.messages import FormatError, Role, parse_message  # noqa:
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, Outcome  # noqa: E402
 from counteroffer.serve.app import create_app  # noqa: E402
 from counteroffer.serve.batcher import Batcher  # noqa: E402
+from counteroffer.serve.guard import ExposureError, ServerLimits, check_exposure  # noqa: E402
 
 MODEL = "smollm2-135m"
 CHAT = [{"role": "user", "content": "Name one fruit."}]
@@ -71,9 +72,9 @@ def client(server: Served) -> Iterator[openai.OpenAI]:
 
 
 @contextmanager
-def running_server(model: object) -> Iterator[Served]:
+def running_server(model: object, **options: object) -> Iterator[Served]:
     """``counteroffer serve``'s app on ``model`` in a real uvicorn server on an ephemeral loopback port."""
-    app = create_app(model, served_name=MODEL, max_batch=16, batch_window_ms=10)
+    app = create_app(model, served_name=MODEL, max_batch=16, batch_window_ms=10, **options)  # type: ignore[arg-type]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -355,3 +356,93 @@ def test_a_bench_spreads_over_two_servers(
     assert result.rows[0].episodes == 8 and result.rows[0].errored == 0
     assert min(served) >= 3 and sum(served) >= 8  # both servers answered a share of the seller's turns
     assert max(served) <= 3 * min(served)
+
+
+# ------------------------------------------------------------------------------------------------ the guarded server
+
+KEY = "s3cret-key"
+
+
+@pytest.fixture(scope="module")
+def guarded(loaded_model: object) -> Iterator[Served]:
+    limits = ServerLimits(max_body_bytes=4096, max_messages=4, max_tokens=32)
+    with running_server(loaded_model, api_key=KEY, limits=limits) as served:
+        yield served
+
+
+def _error(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"} and {"message", "type", "param", "code"} <= set(body["error"])
+    return body["error"]
+
+
+def test_without_the_key_every_route_but_health_is_401(guarded: Served) -> None:
+    assert httpx.get(f"http://127.0.0.1:{guarded.port}/health", timeout=10).status_code == 200
+    for method, path in (("GET", "/models"), ("GET", "/stats"), ("POST", "/chat/completions"), ("GET", "/nothing")):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            response = httpx.request(method, f"{guarded.base_url}{path}", headers=headers, json={}, timeout=10)
+            assert response.status_code == 401, (path, headers)
+            assert _error(response)["code"] == "invalid_api_key"
+    with (
+        openai.OpenAI(base_url=guarded.base_url, api_key="wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.models.list()
+    with openai.OpenAI(base_url=guarded.base_url, api_key=KEY, max_retries=0, timeout=120) as client:
+        assert [m.id for m in client.models.list().data] == [MODEL]
+        reply = client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=4, seed=1)
+        assert reply.usage.completion_tokens <= 4
+
+
+def test_oversized_and_malformed_requests_get_their_errors(guarded: Served) -> None:
+    url, auth = f"{guarded.base_url}/chat/completions", {"Authorization": f"Bearer {KEY}"}
+    big = {"model": MODEL, "messages": [{"role": "user", "content": "x" * 5000}]}
+    response = httpx.post(url, json=big, headers=auth, timeout=10)
+    assert response.status_code == 413 and _error(response)["code"] == "request_too_large"
+
+    def chunked():  # no Content-Length: the server counts the stream itself
+        yield b'{"model": "' + MODEL.encode() + b'", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"y" * 1000
+        yield b'"}]}'
+
+    response = httpx.post(url, content=chunked(), headers={**auth, "Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+    many = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}] * 5}
+    response = httpx.post(url, json=many, headers=auth, timeout=10)
+    assert response.status_code == 400 and _error(response)["param"] == "messages" and "at most 4" in response.text
+    for field in ("max_tokens", "max_completion_tokens"):
+        response = httpx.post(url, json={"model": MODEL, "messages": CHAT, field: 33}, headers=auth, timeout=10)
+        assert response.status_code == 400 and _error(response)["param"] == field
+    response = httpx.post(url, json={"model": MODEL, "messages": CHAT, "n": 2}, headers=auth, timeout=10)
+    assert response.status_code == 400 and _error(response)["param"] == "n"
+    broken = httpx.post(url, content=b'{"model": ', headers={**auth, "Content-Type": "application/json"}, timeout=10)
+    assert broken.status_code == 400 and _error(broken)["type"] == "invalid_request_error"
+
+
+def test_a_server_beyond_loopback_needs_a_key() -> None:
+    check_exposure("127.0.0.1", None, insecure=False)
+    check_exposure("::1", None, insecure=False)
+    check_exposure("0.0.0.0", KEY, insecure=False)
+    check_exposure("0.0.0.0", None, insecure=True)
+    for host in ("0.0.0.0", "192.168.1.5", "my-host.example"):
+        with pytest.raises(ExposureError, match="--api-key"):
+            check_exposure(host, None, insecure=False)
+    refused = run_cli("serve", MODEL, "--host", "0.0.0.0", timeout=60)  # refused before the model loads
+    assert refused.returncode == 2 and "without an API key" in refused.stderr
+    with pytest.raises(ValueError, match="max_messages"):
+        ServerLimits(max_messages=0)
+
+
+def test_a_bounded_load_loses_no_valid_request_and_answers_every_bad_one(loaded_model: object) -> None:
+    """The load test of bench/bench_serve_load.py, smaller: 16 concurrent clients, valid requests mixed with
+    unauthorised, oversized and malformed ones (BENCHMARKS.md has the 64-client run)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_serve_load as load
+
+    with running_server(loaded_model, api_key=load.KEY, limits=ServerLimits(**load.LIMITS)) as served:
+        outcomes = asyncio.run(load.run_load(served.base_url, clients=16, requests=64, seed=3))
+    summary = load.summarise(outcomes, seconds=1.0)
+    assert summary["requests"] == 64 and summary["connection_failures"] == 0
+    assert summary["as_expected"] == 64, summary["kinds"]
+    assert {"valid", "unauthorised", "oversized", "malformed"} <= set(summary["kinds"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -128,6 +129,53 @@ def bench(
 
 
 @app.command()
+def baselines(
+    seller: Annotated[
+        list[str], typer.Option("--seller", help="a seller of the mixture: SPEC or 'SPEC (PERSONA)'; repeat")
+    ] = None,  # type: ignore[assignment]
+    buyer: Annotated[
+        list[str] | None, typer.Option("--buyer", help="scripted buyer spec to rank; repeat (default: the grid)")
+    ] = None,
+    catalog: CatalogOption = "amazon",
+    split: Annotated[
+        str, typer.Option("--split", help="where the search runs (train: the test split stays unseen)")
+    ] = "train",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="first K scenarios of the split")] = None,
+    max_turns: TurnsOption = 4,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    top: Annotated[int, typer.Option("--top", min=1, help="rows to print")] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="write baselines.json here")] = None,
+    data: DataOption = None,
+) -> None:
+    """Grid-search the fixed scripted buyers (anchor-and-concede, patient) against a seller mixture; the winner is
+    the "best fixed scripted buyer" of the tables."""
+    from counteroffer.cli.render import baselines_table
+    from counteroffer.evaluate.baselines import BaselineSearch, default_grid, run_baselines
+    from counteroffer.rollout.mixture import SellerChoice
+
+    sellers = [
+        SellerChoice.model_validate(item)
+        for item in seller or ["scripted:linear", "scripted:titfortat", "scripted:conceder"]
+    ]
+    try:
+        search = BaselineSearch(
+            sellers=sellers,
+            buyers=buyer or default_grid(),
+            catalog=catalog,  # type: ignore[arg-type]
+            split=split,
+            limit=limit,
+            max_turns=max_turns,
+            seed=seed,
+            data_root=data,
+        )
+        result = run_baselines(search, out)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    console.print(baselines_table(result, top))
+    console.print(f"best fixed scripted buyer: [bold]{result.best.buyer}[/]")
+
+
+@app.command()
 def play(
     buyer: Annotated[str, typer.Option("--buyer", help="buyer agent spec")] = "scripted:anchor",
     seller: SellerOption = "scripted:boulware",
@@ -236,18 +284,42 @@ def serve(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps, ...")] = "cpu",
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="requests answered per generate call")] = 16,
     name: Annotated[str | None, typer.Option("--name", help="model name clients use (default: MODEL)")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="require Authorization: Bearer KEY (default: $COUNTEROFFER_API_KEY)")
+    ] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="allow a non-loopback --host without a key")] = False,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="larger bodies get 413")] = 1 << 20,
+    max_messages: Annotated[int, typer.Option("--max-messages", min=1, help="messages per request")] = 256,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="new tokens a request may ask for")] = 4096,
 ) -> None:
     """Serve a local model or trained checkpoint as an OpenAI-compatible chat-completions endpoint.
 
     Any OpenAI client can then use it, e.g. a buyer spec openai:MODEL@http://HOST:PORT/v1. Concurrent requests
-    are batched into one generate call.
+    are batched into one generate call. Listening beyond loopback needs --api-key (or --insecure).
     """
     try:
+        from counteroffer.serve.guard import API_KEY_ENV, ServerLimits, check_exposure
+
+        api_key = api_key or os.environ.get(API_KEY_ENV) or None
+        check_exposure(host, api_key, insecure)  # before torch and the model load: a refusal is immediate
         from counteroffer.serve.app import serve as run_server  # FastAPI and torch load only for this command
     except ImportError as exc:
         _fail(ValueError(f"serving needs the serve and llm extras: pip install 'counteroffer[llm,serve]' ({exc})"))
+    except ValueError as exc:
+        _fail(exc)
     try:
-        run_server(model, host=host, port=port, dtype=dtype, device=device, max_batch=max_batch, served_name=name)
+        run_server(
+            model,
+            host=host,
+            port=port,
+            dtype=dtype,
+            device=device,
+            max_batch=max_batch,
+            served_name=name,
+            api_key=api_key,
+            insecure=insecure,
+            limits=ServerLimits(max_body_bytes, max_messages, max_tokens),
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         _fail(exc)
 

@@ -9,19 +9,20 @@ Hugging Face id) once and answers:
 - ``GET /health`` and ``GET /v1/stats`` (requests, generate calls, batch sizes).
 
 Errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for a bad request (a body that
-fails validation included, where FastAPI would say 422), 404 for an unknown model or route, 500 when generation
-fails.
+fails validation included, where FastAPI would say 422, and one over a limit: messages, ``max_tokens``, ``n``),
+401 without the right API key (when one is set), 404 for an unknown model or route, 413 for a body over the size
+limit, 500 when generation fails. The key and the limits are :mod:`counteroffer.serve.guard`'s.
 
 **Dynamic batching.** Requests do not call the model themselves: they queue at a :class:`Batcher`, whose
 background task takes the first waiting request, collects whatever else arrives within ``batch_window_ms`` (up to
 ``max_batch``), groups the lot by sampling settings and answers each group with one
 :meth:`~counteroffer.agents.llm.hf.HFChatModel.generate` call in a worker thread. Requests that arrive while a
 batch is generating wait in the queue and form the next batch, so under load batches fill up by themselves and
-the window only matters for a lone request. One generate call takes one seed: the sum of the batch's request
-seeds (a lone request with a seed is reproducible), or a counter when no request gave one.
+the window only matters for a lone request. Each request samples with its own seed (the request's, or a counter
+when it gave none), so a request with a seed gets the same text whatever it was batched with, and the model's
+prefix cache serves a conversation's earlier turns.
 
-Message contents are never logged; neither are request headers (an ``Authorization`` header is accepted and
-ignored: the server has no keys).
+Message contents are never logged; neither are request headers or keys.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import HFChatModel, load_chat_model
 from counteroffer.serve.batcher import Batcher
+from counteroffer.serve.guard import API_KEY_ENV, GuardMiddleware, ServerLimits, check_exposure
 from counteroffer.serve.schema import APIError, ChatCompletionRequest, error_response, validation_message
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,13 @@ def create_app(
     max_batch: int = 16,
     batch_window_ms: float = 5.0,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    api_key: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> FastAPI:
-    """The server for one loaded model, answering to ``served_name`` (with or without an ``hf:`` prefix)."""
+    """The server for one loaded model, answering to ``served_name`` (with or without an ``hf:`` prefix); with
+    ``api_key``, only to clients that send it."""
+    limits = limits or ServerLimits()
+    default_max_tokens = min(default_max_tokens, limits.max_tokens)
     batcher = Batcher(model, max_batch=max_batch, window_ms=batch_window_ms)
     names = _accepted_names(served_name)
     started = int(time.time())
@@ -83,6 +90,7 @@ def create_app(
             await batcher.stop()
 
     app = FastAPI(title="counteroffer", summary="OpenAI-compatible chat completions", lifespan=lifespan)
+    app.add_middleware(GuardMiddleware, api_key=api_key, limits=limits)
     app.state.batcher = batcher
     app.state.served_name = served_name
 
@@ -132,6 +140,14 @@ def create_app(
             )
         if body.n not in (None, 1):
             raise APIError(400, "n must be 1: this server returns one choice per request", param="n")
+        if len(body.messages) > limits.max_messages:
+            raise APIError(
+                400, f"{len(body.messages)} messages: at most {limits.max_messages} per request", param="messages"
+            )
+        asked = body.max_completion_tokens or body.max_tokens
+        if asked is not None and asked > limits.max_tokens:
+            param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+            raise APIError(400, f"{param} = {asked}: at most {limits.max_tokens} per request", param=param)
         if body.logprobs:
             raise APIError(400, "logprobs are not supported", param="logprobs")
         if body.tools:
@@ -234,14 +250,29 @@ def serve(
     served_name: str | None = None,
     batch_window_ms: float = 5.0,
     log_level: str = "info",
+    api_key: str | None = None,
+    insecure: bool = False,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Load ``model_name`` (as ``hf:`` would: ``smollm2-135m``, a checkpoint folder, an HF id) and serve it."""
+    """Load ``model_name`` (as ``hf:`` would: ``smollm2-135m``, a checkpoint folder, an HF id) and serve it.
+    ``api_key`` defaults to ``$COUNTEROFFER_API_KEY``; a non-loopback ``host`` needs one unless ``insecure``."""
+    import os
+
     import uvicorn
 
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
+    check_exposure(host, api_key, insecure)  # before the model loads: a refused start costs nothing
     _log_to_stderr(log_level)
     name = model_name.removeprefix("hf:")
     model = load_chat_model(name, dtype, device, max_batch)
-    app = create_app(model, served_name=served_name or name, max_batch=max_batch, batch_window_ms=batch_window_ms)
+    app = create_app(
+        model,
+        served_name=served_name or name,
+        max_batch=max_batch,
+        batch_window_ms=batch_window_ms,
+        api_key=api_key,
+        limits=limits,
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
