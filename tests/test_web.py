@@ -8,6 +8,7 @@ tests use FastAPI's test client against the same app.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,49 @@ def test_browser_plays_a_game_to_a_deal_as_the_buyer(server: tuple[str, Path], s
         shutil.copy(screenshot, Path(artifacts) / screenshot.name)
 
 
+def test_browser_reads_a_run_summary_pages_it_and_compares_two_runs(
+    server: tuple[str, Path], shared_data: Path, tmp_path: Path
+) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    url, root = server
+    summaries = _two_benches(root, shared_data)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.click("text=boulware")
+        assert page.locator("#summary table.paper tbody tr").count() == 3
+        assert page.locator("#reward-chart").is_visible()
+        assert "page 1 of 3" in page.inner_text("#counts")
+        page.click("#next")
+        assert "page 2 of 3" in page.inner_text("#counts")
+        page.click("a.sort[data-sort=reward]")  # ascending, back to page 1
+        page.click("a.sort[data-sort=reward]")  # then descending
+        shown = [float(t) for t in page.locator("#episodes td.reward").all_inner_texts()]
+        assert shown == sorted(shown, reverse=True) and "page 1 of 3" in page.inner_text("#counts")
+        page.goto(url)
+        page.check("input[value=boulware]")
+        page.check("input[value=linear]")
+        page.click("#compare-form button")
+        row = page.locator("#comparison tr", has=page.locator('td[title="scripted:oracle"]'))
+        first, second = summaries["boulware"]["scripted:oracle"], summaries["linear"]["scripted:oracle"]
+        assert float(row.locator("td.difference").inner_text()) == pytest.approx(
+            second["mean"] - first["mean"], abs=1e-3
+        )
+        screenshot = tmp_path / "compare-page.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    artifacts = os.environ.get("COUNTEROFFER_TEST_ARTIFACTS")
+    if artifacts:
+        shutil.copy(screenshot, Path(artifacts) / screenshot.name)
+
+
 class Browser:
     """FastAPI's test client with the app's form token added to every form post, as the app's own pages do."""
 
@@ -166,7 +210,8 @@ def test_browse_runs_and_filter_episodes(client: tuple[Browser, Path], shared_da
     everything = http.get("/run", params={"path": "bench1"})
     assert "8 of 8 episodes" in everything.text
     naive = http.get("/run", params={"path": "bench1", "buyer": "scripted:naive"})
-    assert "4 of 8 episodes" in naive.text and "scripted:anchor</code></td>" not in naive.text
+    listed = naive.text.split('id="episodes"')[1]
+    assert "4 of 8 episodes" in naive.text and "scripted:anchor</code></td>" not in listed
     with EpisodeStore(root / "bench1" / "episodes.jsonl") as store:
         record = sorted(store.records(), key=lambda r: r.key)[0]
     page = http.get("/episode", params={"path": "bench1", "key": record.key})
@@ -176,6 +221,51 @@ def test_browse_runs_and_filter_episodes(client: tuple[Browser, Path], shared_da
     assert http.get("/episode", params={"path": "bench1", "key": "nope"}).status_code == 404
     bad = http.post("/play", data={"role": "buyer", "opponent": "nonsense", "index": 0})
     assert "must look like BACKEND:NAME" in bad.text
+
+
+def _two_benches(root: Path, shared_data: Path) -> dict[str, dict]:
+    """Two benches of the same three buyers against different sellers (enough episodes for three pages)."""
+    from conftest import run_cli
+
+    buyers = ["--buyer", "scripted:anchor", "--buyer", "scripted:naive", "--buyer", "scripted:oracle"]
+    summaries = {}
+    for name, seller in (("boulware", "scripted:boulware"), ("linear", "scripted:linear")):
+        result = run_cli("bench", *buyers, "--seller", seller, "--limit", "20", "--rollouts", "2",
+                         "--data", shared_data, "--out", root / name)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = json.loads((root / name / "summary.json").read_text())
+        summaries[name] = {row["buyer"]: row["overall"]["reward"] for row in summary["rows"]}
+    return summaries
+
+
+def test_a_run_page_summarises_then_pages_and_sorts_and_runs_compare(
+    client: tuple[Browser, Path], shared_data: Path
+) -> None:
+    http, root = client
+    summaries = _two_benches(root, shared_data)
+    page = http.get("/run", params={"path": "boulware"}).text
+    summary = page.split('<section id="summary">')[1].split("</section>")[0]
+    anchor = summaries["boulware"]["scripted:anchor"]
+    assert f"{anchor['mean']:.3f} ±{(anchor['ci_high'] - anchor['ci_low']) / 2:.3f}" in summary
+    assert "Share of oracle" in summary and 'id="reward-chart"' in summary
+    assert "120 of 120 episodes · page 1 of 3" in page and page.count('<tr><td><a href="/episode') == 50
+    last = http.get("/run", params={"path": "boulware", "page": 3}).text
+    assert "page 3 of 3" in last and last.count('<tr><td><a href="/episode') == 20
+    ranked = http.get("/run", params={"path": "boulware", "sort": "reward", "order": "desc"}).text
+    rewards = [float(x) for x in re.findall(r'<td class="reward">([-+][\d.]+)</td>', ranked)]
+    assert len(rewards) == 50 and rewards == sorted(rewards, reverse=True)
+    assert http.get("/run", params={"path": "boulware", "sort": "nope"}).status_code == 400
+    compared = http.get("/compare", params=[("path", "boulware"), ("path", "linear")]).text
+    table = compared.split('id="comparison"')[1].split("</table>")[0]
+    for buyer in ("scripted:anchor", "scripted:naive", "scripted:oracle"):
+        row = table.split(f'title="{buyer}"')[1].split("</tr>")[0]
+        difference = float(re.search(r'class="difference">([-+][\d.]+)<', row).group(1))
+        first, second = summaries["boulware"][buyer], summaries["linear"][buyer]
+        assert difference == pytest.approx(second["mean"] - first["mean"], abs=1e-3)
+        disjoint = first["ci_high"] < second["ci_low"] or second["ci_high"] < first["ci_low"]
+        assert f'class="overlap">{"no" if disjoint else "yes"}<' in row
+    assert compared.count('<table class="paper">') == 2  # both runs' tables side by side
+    assert http.get("/compare", params={"path": "boulware"}).status_code == 400
 
 
 def test_play_against_a_real_llm_seller(client: tuple[Browser, Path], shared_data: Path) -> None:

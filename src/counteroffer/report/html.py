@@ -76,7 +76,7 @@ def _records(path: Path) -> list[EpisodeRecord]:
     return sorted(read_episodes(path), key=lambda r: r.key)
 
 
-def _bench_table(name: str, records: Sequence[EpisodeRecord]) -> PaperTable:
+def episodes_table(name: str, records: Sequence[EpisodeRecord]) -> PaperTable:
     """Every bench's episodes as one table: a row per buyer under each seller / persona / catalogue."""
     conditions: dict[str, list[EpisodeRecord]] = {}
     for record in records:
@@ -127,7 +127,7 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
         report.tables = suite_tables(read_suite(run))
     elif records:
         report.kinds.append("bench")
-        report.tables = [_bench_table(run.name, records)]
+        report.tables = [episodes_table(run.name, records)]
     for suite in nested_suites:
         report.kinds.append(f"suite {suite.relative_to(run)}")
         report.tables += suite_tables(read_suite(suite))

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.figure import Figure  # noqa: E402
 
 from counteroffer.analysis.phases import Phase, PhaseBand, StepSignals  # noqa: E402
-from counteroffer.analysis.tables import CategoryPivot  # noqa: E402
+from counteroffer.analysis.tables import CategoryPivot, PaperTable  # noqa: E402
 from counteroffer.analysis.trajectory import offer_trajectory  # noqa: E402
 from counteroffer.game.messages import ActionKind, Role  # noqa: E402
 from counteroffer.game.records import EpisodeRecord  # noqa: E402
@@ -146,5 +146,24 @@ def category_bars(pivot: CategoryPivot, top: int = 10) -> bytes:
     axes.set_xlabel("mean reward")
     axes.grid(axis="x", alpha=0.3)
     axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    figure.tight_layout()
+    return figure_bytes(figure)
+
+
+def reward_bars(table: PaperTable) -> bytes:
+    """Each row's mean reward with its 95% interval, one bar per row (buyer, and condition where there is one)."""
+    rows = table.rows[::-1]
+    labels = [" / ".join(filter(None, (short_spec(r.summary.buyer), r.condition))) for r in rows]
+    means = [r.summary.overall.reward.mean or 0.0 for r in rows]
+    low = [m - (r.summary.overall.reward.ci_low or m) for m, r in zip(means, rows, strict=True)]
+    high = [(r.summary.overall.reward.ci_high or m) - m for m, r in zip(means, rows, strict=True)]
+    figure, axes = plt.subplots(figsize=(7, 0.8 + 0.32 * len(rows)))
+    colours = ["#9ca3af" if r.is_oracle else "#2563eb" for r in rows]
+    axes.barh(range(len(rows)), means, xerr=[low, high], color=colours, capsize=3)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels(labels, fontsize=8)
+    axes.axvline(0, color="#374151", linewidth=0.8)
+    axes.set_xlabel("mean reward (95% interval)")
+    axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     return figure_bytes(figure)

@@ -1,7 +1,11 @@
 """The FastAPI app of ``counteroffer web``: server-rendered pages (jinja2), no JavaScript framework.
 
 - ``/``: every run folder under the root that holds an episodes file (benches, suite cells, played games);
-- ``/run?path=RUN``: its episodes, filtered by outcome, buyer, persona and category;
+- ``/run?path=RUN``: its summary first (the paper's columns per buyer with 95% intervals, the oracle's share where
+  the run has the oracle, and a reward chart), then its episodes, filtered by outcome, buyer, persona and
+  category, sorted by any column and paged;
+- ``/compare?path=A&path=B...``: two or more runs' tables side by side, each row's difference from the first run
+  and whether the intervals overlap;
 - ``/episode?path=RUN&key=KEY``: the transcript with its offer-trajectory chart; private thoughts can be toggled;
 - ``/play``: start a game as the buyer or the seller against any agent spec; ``/play/ID``: play it. Finished
   games go to ``ROOT/play/episodes.jsonl`` and are browsed like any run.
@@ -13,28 +17,40 @@ import math
 import secrets
 import threading
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, get_args
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.scripted.phrases import Persona
+from counteroffer.analysis.compare import compare_tables
+from counteroffer.analysis.tables import PaperTable
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.evaluate.bench import EPISODES_FILE, find_episode_files
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeRecord
-from counteroffer.report.html import data_uri, template_environment
-from counteroffer.report.plots import offer_trajectory_plot
+from counteroffer.report.html import data_uri, episodes_table, template_environment
+from counteroffer.report.plots import offer_trajectory_plot, reward_bars
 from counteroffer.rollout.store import EpisodeStore, read_episodes
 from counteroffer.web.play import ACTIONS, GameStateError, PlaySession, human_move, make_opponent, start_session
 
 PLAY_FOLDER = "play"
 FILTERS = ("outcome", "buyer", "persona", "category")
+PAGE_SIZE = 50
+SORTS: dict[str, Callable[[EpisodeRecord], object]] = {
+    "key": lambda r: r.key,
+    "reward": lambda r: r.reward,
+    "price": lambda r: (r.price is None, r.price or 0.0),
+    "turns": lambda r: r.metrics.turns if r.metrics else 0,
+    "buyer": lambda r: (r.buyer, r.key),
+    "outcome": lambda r: (str(r.outcome or r.status), r.key),
+    "category": lambda r: (r.scenario.product.category, r.key),
+}
 
 
 def _facet(record: EpisodeRecord, name: str) -> str:
@@ -87,14 +103,48 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
         runs = [str(path.parent.relative_to(root)) for path in find_episode_files(root)]
         return page("index.html.j2", root=root, runs=runs)
 
+    def summary_of(path: str) -> tuple[list[EpisodeRecord], PaperTable]:
+        everything = sorted(read_episodes(run_folder(path) / EPISODES_FILE), key=lambda r: r.key)
+        return everything, episodes_table(path, everything)
+
     @app.get("/run", response_class=HTMLResponse)
-    def run(request: Request, path: str) -> HTMLResponse:
-        folder = run_folder(path)
-        everything = sorted(read_episodes(folder / EPISODES_FILE), key=lambda r: r.key)
+    def run(
+        request: Request, path: str, sort: str = "key", order: str = "asc", page_number: int = Query(1, alias="page")
+    ) -> HTMLResponse:
+        if sort not in SORTS or order not in ("asc", "desc"):
+            raise HTTPException(400, f"sort must be one of {', '.join(SORTS)} and order asc or desc")
+        everything, table = summary_of(path)
         chosen = {name: request.query_params.get(name, "") for name in FILTERS}
         shown = [r for r in everything if all(not v or _facet(r, n) == v for n, v in chosen.items())]
+        shown.sort(key=SORTS[sort], reverse=order == "desc")
+        pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+        page_number = min(max(1, page_number), pages)
         options = {name: sorted({_facet(r, name) for r in everything}) for name in FILTERS}
-        return page("run.html.j2", path=path, episodes=shown, total=len(everything), options=options, chosen=chosen)
+        query = {"path": path, **{n: v for n, v in chosen.items() if v}}
+        return page(
+            "run.html.j2",
+            path=path,
+            table=table,
+            chart=data_uri(reward_bars(table)) if table.rows else None,
+            episodes=shown[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE],
+            matching=len(shown),
+            total=len(everything),
+            options=options,
+            chosen=chosen,
+            sort=sort,
+            order=order,
+            page_number=page_number,
+            pages=pages,
+            sorts=list(SORTS),
+            link=lambda **changes: "/run?" + urlencode({**query, "sort": sort, "order": order, **changes}),
+        )
+
+    @app.get("/compare", response_class=HTMLResponse)
+    def compare(path: Annotated[list[str], Query()]) -> HTMLResponse:
+        if len(path) < 2:
+            raise HTTPException(400, "compare needs two or more runs: /compare?path=A&path=B")
+        tables = [summary_of(p)[1] for p in path]
+        return page("compare.html.j2", paths=path, tables=tables, rows=compare_tables(tables))
 
     @app.get("/episode", response_class=HTMLResponse)
     def episode(path: str, key: str) -> HTMLResponse:
