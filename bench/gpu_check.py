@@ -1,0 +1,259 @@
+"""The GPU path in one command: generation throughput and a few real SFT and GRPO steps, written to one JSON file.
+
+    bash bench/gpu_check.sh                      # on the GPU machine: installs carried wheels, then runs this
+    python bench/gpu_check.py --tiny --device cpu --out /tmp/check   # the same checks, small, on a CPU (a test)
+
+With the bundled SmolLM2-135M on ``--device`` (cuda, bfloat16 by default):
+
+1. ``generation``: an ``hf:`` buyer's and an ``hf:`` seller's turns at batch 1, 16, 64 and 256 (tiny: 1 and 4)
+   through :class:`~counteroffer.agents.llm.hf.HFChatModel` (the prefix-caching engine): generated tokens per
+   second and peak GPU memory.
+2. ``training``: ``train sft`` then ``train grpo`` for a few steps, full fine-tuning and LoRA, on a tiny recipe;
+   each run checks that the losses are finite and that the weights changed.
+3. ``logprobs``: the engine's sampling log-probabilities of generated turns against a fresh forward pass of the
+   same weights, in the same dtype (max and mean absolute difference, and whether within ``--tolerance``).
+
+Everything goes to ``OUT/gpu_check.json`` (``$OUT`` on the device machine, ``--out`` elsewhere) with the machine,
+the versions and the wall time of each part; the exit code is 1 if a check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from counteroffer.agents.llm.backend import Sampling
+from counteroffer.agents.llm.hf import HFChatModel, load_model_and_tokenizer
+from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.catalog import load_scenarios
+from counteroffer.game import GameConfig, Negotiation, Role
+
+PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
+
+
+def peak_memory_mb(device: str) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+
+
+def reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def generation(args: argparse.Namespace) -> list[dict]:
+    model, tokenizer = load_model_and_tokenizer("smollm2-135m", args.dtype, args.device)
+    chat_model = HFChatModel("smollm2-135m", model.eval(), tokenizer, max_batch=max(args.batches))
+    scenarios = load_scenarios("amazon", "test", data_root=args.data).scenarios
+    rows = []
+    for role in (Role.BUYER, Role.SELLER):
+        prompts = PromptBuilder(role, config=PromptConfig(PROMPTS if role is Role.BUYER else None, 0, 0))
+        for batch in args.batches:
+            chats = []
+            for i in range(batch):
+                game = Negotiation(scenarios[i % len(scenarios)], GameConfig(max_turns=4))
+                if role is Role.SELLER:
+                    game.step("Thought: low.\nTalk: Would you take $10?\nAction: [BUY] $10.00")
+                chats.append(prompts.chat(game.view(role)))
+            sampling = Sampling(1.0, 1.0, args.new_tokens)
+            chat_model.engine.reset()  # every batch size starts from an empty cache
+            reset_peak(args.device)
+            started = time.perf_counter()
+            outputs = chat_model.generate(chats, sampling, list(range(batch)))
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+            generated = sum(o.completion_tokens for o in outputs)
+            rows.append(
+                {
+                    "role": role.value,
+                    "batch": batch,
+                    "seconds": round(seconds, 3),
+                    "generated_tokens": generated,
+                    "tokens_per_second": round(generated / seconds, 1),
+                    "prompt_tokens_mean": round(sum(o.prompt_tokens for o in outputs) / batch, 1),
+                    "peak_memory_mb": peak_memory_mb(args.device),
+                }
+            )
+            print(f"generation {role.value:6} batch {batch:4}: {rows[-1]['tokens_per_second']} tokens/s", flush=True)
+    return rows
+
+
+def recipe(args: argparse.Namespace, out: Path, lora: bool) -> dict:
+    on_gpu = args.device.startswith("cuda")
+    return {
+        "model": "smollm2-135m",
+        "out": str(out),
+        "data_root": args.data,
+        "max_turns": 2,
+        "dtype": "float32",  # the master weights; bf16 is the autocast below
+        "prompts": {"templates_dir": str(PROMPTS), "description_chars": 0, "features_chars": 0},
+        "sft": {
+            "sellers": ["scripted:linear", "scripted:titfortat"],
+            "demo_buyers": ["scripted:reader"],
+            "max_demos": 4 if args.tiny else 64,
+            "learning_rate": 2.0e-4,
+            "per_device_batch_size": 4 if args.tiny else 16,
+            "bf16": on_gpu and args.dtype == "bfloat16",
+            "save_steps": 1000,
+            "lora": {"enabled": lora},
+        },
+        "grpo": {
+            "sellers": ["scripted:linear", "scripted:titfortat"],
+            "products_per_step": 2 if args.tiny else 8,
+            "group_size": 2 if args.tiny else 8,
+            "steps": args.steps,
+            "learning_rate": 1.0e-4 if lora else 2.0e-5,
+            "per_device_batch_size": 4 if args.tiny else 16,
+            "max_new_tokens": 48 if args.tiny else 80,
+            "bf16": on_gpu and args.dtype == "bfloat16",
+            "save_steps": 1000,
+            "lora": {"enabled": lora},
+            "generation": {"max_batch": 256},
+        },
+    }
+
+
+def weights_changed(before: Path, after: Path) -> bool:
+    from safetensors.torch import load_file
+
+    first, second = load_file(before / "model.safetensors"), load_file(after / "model.safetensors")
+    return any(not torch.equal(first[name], second[name]) for name in first)
+
+
+def training(args: argparse.Namespace, out: Path) -> list[dict]:
+    from counteroffer.train import TrainConfig, run_grpo, run_sft
+
+    rows = []
+    for lora in (False, True):
+        folder = out / ("lora" if lora else "full")
+        config = TrainConfig.model_validate(recipe(args, folder, lora))
+        row: dict = {"lora": lora}
+        started = time.perf_counter()
+        reset_peak(args.device)
+        sft_final = run_sft(config)
+        row["sft_seconds"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        grpo_final = run_grpo(config)
+        row["grpo_seconds"] = round(time.perf_counter() - started, 1)
+        row["peak_memory_mb"] = peak_memory_mb(args.device)
+        losses = []
+        for stage in ("sft", "grpo"):
+            log = [json.loads(line) for line in (folder / stage / "train_log.jsonl").read_text().splitlines()]
+            losses += [e["trainer"]["loss"] for e in log if e["kind"] == "train" and "loss" in e["trainer"]]
+            if stage == "grpo":
+                row["grpo_rewards"] = [e["game"]["reward"] for e in log if e["kind"] == "train" and "game" in e]
+                row["grpo_rollout_seconds"] = [e["rollout"]["seconds"] for e in log if "rollout" in e]
+        row["losses"] = losses
+        row["losses_finite"] = bool(losses) and all(math.isfinite(x) for x in losses)
+        row["weights_changed"] = weights_changed(Path(_bundled()), sft_final) and weights_changed(sft_final, grpo_final)
+        rows.append(row)
+        print(f"training lora={lora}: finite {row['losses_finite']}, changed {row['weights_changed']}", flush=True)
+    return rows
+
+
+def _bundled() -> str:
+    from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
+
+    return str(ensure_bundled_checkpoint())
+
+
+def logprobs(args: argparse.Namespace, checkpoint: str) -> dict:
+    """The engine's sampling log-probabilities (cached, batched) against one uncached forward per turn."""
+    model, tokenizer = load_model_and_tokenizer(checkpoint, args.dtype, args.device)
+    model.eval()
+    chat_model = HFChatModel("check", model, tokenizer, max_batch=16)
+    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(PROMPTS, 0, 0))
+    scenarios = load_scenarios("amazon", "test", data_root=args.data).scenarios[:8]
+    ids = [
+        tokenizer(chat_model.render(prompts.chat(Negotiation(s).view(Role.BUYER))), add_special_tokens=False)[
+            "input_ids"
+        ]
+        for s in scenarios
+    ]
+    turns = chat_model.engine.generate(ids, Sampling(1.0, 1.0, 32), list(range(len(ids))))
+    differences = []
+    with torch.no_grad():
+        for prompt, turn in zip(ids, turns, strict=True):
+            full = torch.tensor([prompt + turn.ids], device=model.device)
+            logits = model(full).logits[0, len(prompt) - 1 : -1].float().log_softmax(-1)
+            expected = logits.gather(-1, torch.tensor(turn.ids, device=model.device)[:, None])[:, 0].cpu()
+            differences += (expected - torch.tensor(turn.logprobs)).abs().tolist()
+    worst = max(differences)
+    return {
+        "tokens": len(differences),
+        "max_abs_difference": worst,
+        "mean_abs_difference": sum(differences) / len(differences),
+        "tolerance": args.tolerance,
+        "within_tolerance": worst <= args.tolerance,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", default=None, help="bfloat16 on cuda, float32 on cpu by default")
+    parser.add_argument("--tiny", action="store_true", help="small sizes: a CPU run of every check (the test)")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check")))
+    parser.add_argument("--data", default=None, help="catalogue folder (default: the usual search)")
+    parser.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default 3, tiny 1)")
+    parser.add_argument("--tolerance", type=float, default=None, help="log-probability tolerance")
+    args = parser.parse_args()
+    on_gpu = args.device.startswith("cuda")
+    args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
+    args.steps = args.steps or (1 if args.tiny else 3)
+    # bfloat16 keeps 8 bits of mantissa: a cached and an uncached pass round differently.
+    args.tolerance = args.tolerance or (0.15 if args.dtype == "bfloat16" else 2e-3)
+    args.batches = (1, 4) if args.tiny else (1, 16, 64, 256)
+    args.new_tokens = 16 if args.tiny else 64
+    args.out.mkdir(parents=True, exist_ok=True)
+    report: dict = {
+        "machine": platform.node(),
+        "device": torch.cuda.get_device_name(0) if on_gpu else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "tiny": args.tiny,
+        "seconds": {},
+        "errors": {},
+    }
+    import transformers
+
+    report["transformers"] = transformers.__version__
+    try:
+        import trl
+
+        report["trl"] = trl.__version__
+    except ImportError:
+        report["trl"] = None
+    parts = {
+        "generation": lambda: generation(args),
+        "training": lambda: training(args, args.out / "train"),
+        "logprobs": lambda: logprobs(args, str(args.out / "train" / "full" / "grpo" / "final")),
+    }
+    for name, part in parts.items():
+        started = time.perf_counter()
+        try:
+            report[name] = part()
+        except Exception:  # noqa: BLE001 - one broken part must not hide the others' results
+            report["errors"][name] = traceback.format_exc()
+            print(report["errors"][name], flush=True)
+        report["seconds"][name] = round(time.perf_counter() - started, 1)
+        (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = bool(report["errors"]) or not all(
+        r["losses_finite"] and r["weights_changed"] for r in report.get("training", [])
+    )
+    failed = failed or not report.get("logprobs", {}).get("within_tolerance", False)
+    print(f"{'FAILED' if failed else 'ok'}: {args.out / 'gpu_check.json'}", flush=True)
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The GPU check script (``bench/gpu_check.py``, issue 14) run end to end on the CPU with ``--tiny``, so that the
+script a GPU machine runs is the one CI runs: generation at two batch sizes, SFT and GRPO steps (full and LoRA)
+with the weights changing, and the engine's log-probabilities against a fresh forward pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+
+
+@pytest.mark.timeout(1200)
+def test_the_gpu_check_runs_tiny_on_cpu(tmp_path: Path, shared_data: Path) -> None:
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--tiny",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+        "--data",
+        str(shared_data),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1100, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["errors"] == {} and report["dtype"] == "float32"
+    assert {(r["role"], r["batch"]) for r in report["generation"]} == {
+        (role, batch) for role in ("buyer", "seller") for batch in (1, 4)
+    }
+    assert all(r["tokens_per_second"] > 0 and r["generated_tokens"] > 0 for r in report["generation"])
+    assert [r["lora"] for r in report["training"]] == [False, True]
+    for run in report["training"]:
+        assert run["losses_finite"] and run["weights_changed"] and run["grpo_rollout_seconds"]
+    assert report["logprobs"]["within_tolerance"] and report["logprobs"]["tokens"] > 0
+    assert report["logprobs"]["max_abs_difference"] <= 2e-3
