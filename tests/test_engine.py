@@ -72,7 +72,8 @@ def test_sampling_depends_on_the_row_only_and_its_logprobs_are_the_models(model_
     other = chat_ids(tokenizer, "Say something long about the weather in spring and in autumn.")
     alone = engine(model_and_tokenizer).generate([prompt], HOT, [7])[0]
     crowded = engine(model_and_tokenizer, max_batch=2).generate([other, prompt, other], HOT, [1, 7, 2])
-    assert crowded[1] == alone  # same prompt, sampling and seed: same text, whatever shares the batch
+    assert crowded[1].ids == alone.ids  # same prompt, sampling and seed: same text, whatever shares the batch
+    assert crowded[1].logprobs == pytest.approx(alone.logprobs, abs=1e-4)  # batched arithmetic rounds differently
     assert crowded[0] != crowded[2]  # identical prompts with different seeds are sampled apart
     with torch.no_grad():
         logits = model(torch.tensor([prompt + alone.ids])).logits[0, len(prompt) - 1 : -1]
@@ -103,7 +104,7 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(mode
         engine(model_and_tokenizer).generate([p], s, [i])[0]
         for i, (p, s) in enumerate(zip(prompts, budgets, strict=True))
     ]
-    assert together == one_by_one
+    assert [t.ids for t in together] == [t.ids for t in one_by_one]
     assert [len(t.ids) for t in together][:2] == [2, 3]
 
 
@@ -114,9 +115,10 @@ def test_reset_forgets_and_the_token_budget_evicts_the_oldest(model_and_tokenize
     generator.generate([first], GREEDY, [0])
     generator.generate([second], GREEDY, [0])
     assert 0 < generator.cached_tokens <= 60  # the first conversation was evicted to stay in budget
+    shared = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)  # the template's start
     before = generator.stats.reused
     generator.generate([first], GREEDY, [0])
-    assert generator.stats.reused - before < 10  # nothing of it was left but a shared template prefix
+    assert generator.stats.reused - before == shared  # only the prefix it shares with the second conversation
     generator.reset()
     assert generator.cached_tokens == 0
 

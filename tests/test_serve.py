@@ -251,7 +251,7 @@ def test_episode_with_both_sides_on_the_endpoint(server: Served, shared_data: Pa
 def test_batcher_groups_by_sampling_and_reports_failures() -> None:
     class FakeModel:
         def __init__(self) -> None:
-            self.calls: list[tuple[int, Sampling, int]] = []
+            self.calls: list[tuple[int, Sampling, list[int]]] = []
 
         def generate(self, chats, sampling, seed):  # type: ignore[no-untyped-def]
             self.calls.append((len(chats), sampling, seed))
@@ -272,7 +272,7 @@ def test_batcher_groups_by_sampling_and_reports_failures() -> None:
         assert [o.text for o in outputs] == [f"M{i}" for i in range(6)]
         # max_batch 4: the first four (2 greedy + 2 sampled) then the last two, each batch split by sampling.
         assert sorted(size for size, _, _ in model.calls) == [1, 1, 2, 2]
-        assert model.calls[0][2] == 0 + 2  # the sum of the group's seeds
+        assert model.calls[0][2] == [0, 2]  # each request keeps its own seed
         with pytest.raises(RuntimeError, match="boom"):
             await batcher.submit([{"role": "user", "content": "x"}], broken)
         assert (await batcher.submit([{"role": "user", "content": "ok"}], greedy)).text == "OK"  # still serving

@@ -12,8 +12,8 @@ like vLLM's engine with prefix caching:
 - a new prompt starts from the cached sequence sharing its longest prefix: the next turn of a conversation
   reuses all of it, a sibling rollout forks the shared first prompt, and identical prompts in one call are
   computed once;
-- only the remaining tokens are fed (prefill, in chunks of similar length), then every sequence of the call
-  decodes in one batch into a preallocated cache (no per-token concatenation), stopping at its own stop token;
+- only the remaining tokens are fed (prefill), then the sequences decode together into a preallocated cache (no
+  per-token concatenation), each stopping at its own stop token, ``max_batch`` rows at a time;
 - each row samples with its own seeded generator, so a sequence's text depends on its prompt, sampling
   settings and seed only, never on what else shares the batch.
 
@@ -178,6 +178,8 @@ class CachedGenerator:
         self._next_key = 0
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self._layers = config.num_hidden_layers
+        self._heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         # transformers renamed ``past_key_values`` to ``cache`` (5.2x); a peft model forwards either to its base.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self._cache_argument = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
@@ -209,18 +211,17 @@ class CachedGenerator:
         device = next(self.model.parameters()).device
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                self._prefill(rows)
+                # Chunk by chunk, each stored as soon as it is done: only one chunk's keys and values are in flight.
                 for start in range(0, len(rows), self.max_batch):
-                    chunk = list(range(start, min(start + self.max_batch, len(rows))))
+                    chunk = range(start, min(start + self.max_batch, len(rows)))
+                    self._prefill([rows[i] for i in chunk])
                     self._decode([rows[i] for i in chunk], [samplings[i] for i in chunk], [seeds[i] for i in chunk])
+                    for i in chunk:
+                        self._store(rows[i])
+                    self._evict()
         finally:
             self.model.train(was_training)
-        turns = []
-        for row in rows:
-            self._store(row)
-            turns.append(GeneratedTurn(row.ids, row.logprobs))
-        self._evict()
-        return turns
+        return [GeneratedTurn(row.ids, row.logprobs) for row in rows]
 
     # -- the prefix cache ------------------------------------------------------------------------------------
 
@@ -300,18 +301,15 @@ class CachedGenerator:
             row.kv, row.logits, row.base = twin.kv, twin.logits, None
 
     def _template(self, rows: Sequence[_Row]) -> torch.Tensor:
-        """A tensor with the cache's dtype and shape (but the length) to allocate a batch from."""
+        """An empty tensor with the cache's dtype, device and shape (but the length) to allocate a batch from."""
         for row in rows:
             for kv in (row.base, row.kv):
                 if kv is not None:
                     return kv[:, :, :, :0]
-        config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else None
-        config = config or self.model.config
-        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         parameter = next(self.model.parameters())
         dtype = torch.bfloat16 if self.bf16 else parameter.dtype
-        return torch.zeros((self._layers, 2, heads, 0, dim), dtype=dtype, device=parameter.device)
+        shape = (self._layers, 2, self._heads, 0, self._head_dim)
+        return torch.zeros(shape, dtype=dtype, device=parameter.device)
 
     def _decode(self, rows: list[_Row], samplings: list[Sampling], seeds: list[int]) -> None:
         """Sample every row to its stop token or token budget, one batched forward per step. When half the rows

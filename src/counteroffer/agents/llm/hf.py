@@ -135,6 +135,17 @@ def load_chat_model(model: str, dtype: str = "auto", device: str = "cpu", max_ba
         return loaded
 
 
+def release_chat_models() -> None:
+    """Forget every shared model and its cache (a long script frees them between stages, e.g. before training)."""
+    import gc
+
+    with _LOADING:
+        for model in _LOADED.values():
+            model.engine.reset()
+        _LOADED.clear()
+    gc.collect()
+
+
 class HFBackend(ChatBackend):
     def __init__(self, model: HFChatModel) -> None:
         self.model = model
