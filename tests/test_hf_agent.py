@@ -33,20 +33,26 @@ def chat_model():
         pytest.skip(str(exc))
 
 
-def test_a_batch_of_turns_is_one_generate_call(chat_model, shared_data: Path, monkeypatch) -> None:
+def count_engine_calls(chat_model, monkeypatch) -> list[int]:
+    """The number of prompts of each call into the model's generation engine, as they happen."""
     calls: list[int] = []
-    real_generate = chat_model.model.generate
+    real_generate = chat_model.engine.generate
 
-    def counting_generate(**kwargs):
-        calls.append(kwargs["input_ids"].shape[0])
-        return real_generate(**kwargs)
+    def counting_generate(prompts, samplings, seeds):
+        calls.append(len(prompts))
+        return real_generate(prompts, samplings, seeds)
 
-    monkeypatch.setattr(chat_model.model, "generate", counting_generate)
+    monkeypatch.setattr(chat_model.engine, "generate", counting_generate)
+    return calls
+
+
+def test_a_batch_of_turns_is_one_generate_call(chat_model, shared_data: Path, monkeypatch) -> None:
+    calls = count_engine_calls(chat_model, monkeypatch)
     agent = make_agent(f"hf:{MODEL}?max_new_tokens=8", Role.BUYER)
     scenarios = load_scenarios("amazon", "test", data_root=shared_data, limit=5).scenarios
     requests = [TurnRequest(Negotiation(s).view(Role.BUYER), seed=i) for i, s in enumerate(scenarios)]
     replies = agent.act(requests)
-    assert calls == [5]  # five episodes, one left-padded batch
+    assert calls == [5]  # five episodes, one batched call
     assert len(replies) == 5 and all(isinstance(r, Reply) and r.text.strip() for r in replies)
 
 
@@ -121,14 +127,7 @@ def test_bench_cli_reports_the_untrained_models_format_errors(shared_data: Path,
 def test_buyer_and_seller_on_one_model_share_each_generate_call(chat_model, shared_data: Path, monkeypatch) -> None:
     """When some live episodes wait for the buyer and others for the seller, and both are the same local model,
     the round is one generate call with per-row sampling (buyer 1.0, seller 0.7)."""
-    calls: list[int] = []
-    real_generate = chat_model.model.generate
-
-    def counting_generate(**kwargs):
-        calls.append(kwargs["input_ids"].shape[0])
-        return real_generate(**kwargs)
-
-    monkeypatch.setattr(chat_model.model, "generate", counting_generate)
+    calls = count_engine_calls(chat_model, monkeypatch)
     buyer = make_agent(f"hf:{MODEL}?max_new_tokens=6", Role.BUYER)
     seller = make_agent(f"hf:{MODEL}?max_new_tokens=4&reasks=0", Role.SELLER)
     scenarios = load_scenarios("amazon", "test", data_root=shared_data, limit=4).scenarios

@@ -22,7 +22,7 @@ from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation, RoleView
 
 FINAL_GRID_STEPS = 40
-OPENING_RATIOS = (0.2, 0.5, 0.8, 1.0)
+OPENING_RATIOS = (0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0)  # a tit-for-tat seller rewards the lowest openings
 
 
 @dataclass(frozen=True, slots=True)
