@@ -1,123 +1,333 @@
-"""The recorded CPU experiment: SFT then GRPO of the bundled SmolLM2-135M with configs/cpu-smollm2.yaml, evaluated
-on the 128 test products against the config's scripted seller before SFT, after SFT and after GRPO, next to
-``scripted:anchor``.
+"""The recorded CPU experiment: baselines, SFT, GRPO and the evaluations of the bundled SmolLM2-135M buyer, all from
+one training config, resumable at every stage.
 
-    python bench/train_cpu_experiment.py [--config configs/cpu-smollm2.yaml] [--results bench/results/cpu-smollm2]
+    python bench/train_cpu_experiment.py [--config configs/cpu-smollm2.yaml] [--results bench/results/cpu-learning]
 
-Writes ``results.json`` (the table and timings) and ``curves.png`` (GRPO learning curves, SFT loss) into
-``--results``; BENCHMARKS.md quotes them. Checkpoints and evaluation episodes go to the config's ``out``. Every
-stage resumes: a re-run skips finished evaluations and continues training from the last checkpoint.
+1. **Baselines.** The fixed scripted buyers (anchor-and-concede, patient) are grid-searched on the *train* split
+   against the training mixture (``counteroffer baselines``); the winner is the "best fixed scripted buyer".
+2. **SFT** on the config's demonstrations, then **GRPO** against the mixture, with the validation curve on
+   held-out train products in the log.
+3. **Evaluation** on the 128 test products × 2 rollouts (an evaluation suite under ``OUT/eval``): against each
+   training seller, the mixture (every product against every training seller, pooled), and unseen opponents (a
+   Boulware seller, the unyielding persona, CraigslistBargain). Rows: the untrained model, SFT, SFT + GRPO,
+   ``scripted:anchor``, the best fixed scripted buyer, the teacher whose episodes SFT imitated, and the oracle.
+
+Writes into ``--results``: ``summary.json`` (one row per buyer × opponent), ``baselines.json``, ``tables.md``,
+``phases.json``, ``curves.png`` and ``timings.json``; episodes and checkpoints go to the config's ``out``. A re-run
+skips finished evaluations and continues training from the last checkpoint. ``--report DIR`` also writes the
+HTML report of the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import platform
+import sys
 import time
 from pathlib import Path
 
-from counteroffer.evaluate.bench import BenchConfig, run_bench
-from counteroffer.train import load_config, run_grpo, run_sft
+from counteroffer.analysis.phases import analyse_run, phase_bands
+from counteroffer.analysis.tables import PaperTable, suite_tables, write_tables
+from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
+from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
+from counteroffer.files import write_text_atomic
+from counteroffer.train import TrainConfig, load_config, run_grpo, run_sft
 from counteroffer.train.logs import LOG_FILE
+from counteroffer.train.stage import native_bf16
 
-EVAL_LLM = "dtype=bfloat16&max_batch=64"
+TRAINING_TABLES = {"mixture", "linear", "titfortat", "conceder"}
+UNSEEN = [
+    SuiteTable(name="boulware", title="Unseen: a Boulware seller", seller="scripted:boulware"),
+    SuiteTable(
+        name="unyielding", title="Unseen: the unyielding persona", seller="scripted:linear", personas=["unyielding"]
+    ),
+    SuiteTable(name="craigslist", title="Unseen: CraigslistBargain", seller="scripted:linear", catalogs=["craigslist"]),
+]
 
 
-def evaluate(config, label: str, buyer: str, results: Path) -> dict:  # noqa: ANN001
-    settings = config.evaluation
-    started = time.perf_counter()
-    bench = run_bench(
-        BenchConfig(
-            buyers=[buyer],
-            seller=settings.seller,
-            persona=settings.persona,
-            split=settings.split,
-            rollouts=settings.rollouts,
-            limit=settings.scenarios,
-            max_turns=config.max_turns,
-            seed=config.seed,
-            out=config.out / "eval" / label,
-        )
+def evaluate(
+    config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None, tables: set[str] | None = None
+) -> None:
+    """Play (or resume) the evaluation suite (only the named tables, if given), then free the models it loaded."""
+    from counteroffer.agents.llm.hf import release_chat_models
+
+    suite = evaluation_suite(config, buyers, rollouts, limit)
+    if tables is not None:
+        suite.tables = [table for table in suite.tables if table.name in tables]
+    try:
+        run_suite(suite)
+    finally:
+        release_chat_models()
+
+
+class Timings:
+    """Wall seconds per stage, kept across resumed runs (a stage that finished is not timed again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def run(self, stage: str, work):  # noqa: ANN001, ANN201
+        started = time.perf_counter()
+        result = work()
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - started, 1)
+        write_text_atomic(self.path, json.dumps(self.seconds, indent=2) + "\n")
+        print(f"{stage}: {self.seconds[stage]:.0f} s", flush=True)
+        return result
+
+
+def llm_spec(model: str, config: TrainConfig, *, with_prompts: bool) -> str:
+    """An ``hf:`` buyer spec for evaluation; a trained checkpoint carries its own prompt format."""
+    dtype = "bfloat16" if native_bf16() else "float32"
+    spec = f"hf:{model}?dtype={dtype}&max_batch=128&max_new_tokens={config.grpo.max_new_tokens}"
+    if with_prompts:
+        prompts = config.prompts
+        if prompts.templates_dir is not None:
+            spec += f"&prompts={prompts.templates_dir.resolve()}"
+        spec += f"&description_chars={prompts.description_chars}&features_chars={prompts.features_chars}"
+    return spec
+
+
+def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None = None) -> SuiteConfig:
+    training = [choice.spec for choice in config.grpo.sellers if choice.persona == "neutral"]
+    tables = [SuiteTable(name="mixture", title="The training mixture (pooled)", sellers=training)]
+    tables += [SuiteTable(name=spec.split(":")[-1], title=f"Training seller {spec}", seller=spec) for spec in training]
+    return SuiteConfig(
+        out=config.out / "eval",
+        buyers=buyers,
+        split="test",
+        rollouts=rollouts,
+        limit=limit,
+        max_turns=config.max_turns,
+        seed=config.seed,
+        data_root=config.data_root,
+        tables=tables + UNSEEN,
     )
-    row = bench.rows[0].overall
-    print(f"{label}: reward {row.reward.mean:.3f} format errors {row.format_error_rate.mean:.3f}", flush=True)
-    return {
-        "model": label,
-        "buyer": buyer,
-        "episodes": row.episodes,
-        "seconds": round(time.perf_counter() - started, 1),
-        **{
-            name: {"mean": estimate.mean, "ci_low": estimate.ci_low, "ci_high": estimate.ci_high}
-            for name, estimate in row
-            if hasattr(estimate, "mean")
-        },
-    }
+
+
+def summary_rows(tables: list[PaperTable], kinds: dict[str, str]) -> list[dict]:
+    rows = []
+    for table in tables:
+        for row in table.rows:
+            summary, ci = row.summary, row.summary.conflicting_interest
+            reward = summary.overall.reward
+            rows.append(
+                {
+                    "buyer": summary.buyer,
+                    "kind": kinds.get(summary.buyer, "other"),
+                    "opponent": "mixture" if table.name == "mixture" else table.title.split(": ", 1)[-1],
+                    "table": table.name,
+                    "n": summary.episodes,
+                    "reward": reward.mean,
+                    "reward_ci": [reward.ci_low, reward.ci_high],
+                    "deal_rate": summary.overall.deal_rate.mean,
+                    "overshoot": summary.overall.overshoot_rate.mean,
+                    "format_errors": summary.overall.format_error_rate.mean,
+                    "bargained_ratio": summary.mutual_interest.bargained_ratio.mean,
+                    "ci_n": ci.episodes,
+                    "ci_overshoot": ci.overshoot_rate.mean,
+                    "ci_deal_rate": ci.deal_rate.mean,
+                }
+            )
+    return rows
+
+
+def machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        memory = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")) / 2**20
+        cpu += f", {memory:.0f} GB"
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}, native bfloat16: "
+        f"{native_bf16()}), Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+KIND_ORDER = ("base", "sft", "grpo", "anchor", "best_scripted", "teacher", "oracle")
+KIND_LABELS = {
+    "base": "SmolLM2-135M, untrained",
+    "sft": "after SFT",
+    "grpo": "after SFT + GRPO",
+    "anchor": "`scripted:anchor`",
+    "best_scripted": "best fixed scripted buyer",
+    "teacher": "the SFT teacher (`scripted:reader`)",
+    "oracle": "`scripted:oracle` (knows cost and strategy)",
+}
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    """The summary as BENCHMARKS.md shows it: reward [95% interval] per buyer and opponent, then the mixture's
+    other columns."""
+    opponents = list(dict.fromkeys(row["opponent"] for row in rows))
+    cell = {(row["kind"], row["opponent"]): row for row in rows}
+    kinds = [k for k in KIND_ORDER if any(kind == k for kind, _ in cell)]
+    lines = ["| buyer | " + " | ".join(opponents) + " |", "|---|" + "---:|" * len(opponents)]
+    for kind in kinds:
+        values = []
+        for opponent in opponents:
+            row = cell.get((kind, opponent))
+            low, high = row["reward_ci"] if row else (None, None)
+            values.append(f"{row['reward']:+.3f} [{low:+.3f}, {high:+.3f}]" if row else "–")
+        lines.append(f"| {KIND_LABELS[kind]} | " + " | ".join(values) + " |")
+    header = "| buyer (mixture) | n | deal rate | bargained (MI deals) | overshoot | CI overshoot (n) | format errors |"
+    lines += ["", header, "|---|" + "---:|" * 6]
+    for kind in kinds:
+        row = cell.get((kind, "mixture"))
+        if row is None:
+            continue
+        bargained = "–" if row["bargained_ratio"] is None else f"{row['bargained_ratio']:.3f}"
+        ci = "–" if row["ci_overshoot"] is None else f"{row['ci_overshoot']:.1%} ({row['ci_n']})"
+        lines.append(
+            f"| {KIND_LABELS[kind]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
+            f"| {ci} | {row['format_errors']:.1%} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def plot(config, results: Path) -> None:  # noqa: ANN001
+def plot(config: TrainConfig, results: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grpo = [e for e in read_log(config.grpo_dir / LOG_FILE) if e["kind"] == "train" and "game" in e]
+    log = read_log(config.grpo_dir / LOG_FILE)
+    train = [e for e in log if e["kind"] == "train" and "game" in e]
+    held_out = [e for e in log if e["kind"] == "eval"]
     sft = [e for e in read_log(config.sft_dir / LOG_FILE) if e["kind"] == "train" and "loss" in e["trainer"]]
+    figure, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     panels = [
-        ("reward", "GRPO: mean episode reward"),
-        ("deal_rate", "GRPO: deal rate"),
-        ("first_offer_ratio", "GRPO: first offer / budget"),
-        ("format_error_rate", "GRPO: format-error rate"),
-        ("bargained_ratio", "GRPO: bargained ratio (deals)"),
+        ("reward", "reward"),
+        ("deal_rate", "deal rate"),
+        ("first_offer_ratio", "first offer / budget"),
+        ("format_error_rate", "format-error rate"),
+        ("bargained_ratio", "bargained ratio (MI deals)"),
     ]
-    figure, axes = plt.subplots(2, 3, figsize=(13, 7))
     for axis, (metric, title) in zip(axes.flat, panels, strict=False):
-        steps = [e["step"] for e in grpo if e["game"].get(metric) is not None]
-        values = [e["game"][metric] for e in grpo if e["game"].get(metric) is not None]
-        axis.plot(steps, values, marker="o")
-        axis.set_title(title)
+        for entries, label, style in ((train, "training episodes", "-"), (held_out, "validation (held out)", "o-")):
+            points = [(e["step"], e["game"][metric]) for e in entries if e["game"].get(metric) is not None]
+            if points:
+                axis.plot(*zip(*points, strict=True), style, label=label, markersize=4)
+        if metric == "reward":
+            for label in sorted({k for e in train for k in e.get("game_by_seller", {})}):
+                points = [
+                    (e["step"], e["game_by_seller"][label]["reward"])
+                    for e in train
+                    if label in e.get("game_by_seller", {})
+                ]
+                axis.plot(*zip(*points, strict=True), ":", label=label, alpha=0.6)
+        axis.set_title(f"GRPO: {title}")
         axis.set_xlabel("step")
+        axis.legend(fontsize=7)
     axis = axes.flat[-1]
-    axis.plot([e["step"] for e in sft], [e["trainer"]["loss"] for e in sft], color="tab:red")
+    if sft:
+        axis.plot([e["step"] for e in sft], [e["trainer"]["loss"] for e in sft], color="tab:red")
     axis.set_title("SFT: loss on buyer tokens")
     axis.set_xlabel("step")
     figure.tight_layout()
-    figure.savefig(results / "curves.png", dpi=110)
+    figure.savefig(results / "curves.png", dpi=100)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/cpu-smollm2.yaml"))
-    parser.add_argument("--results", type=Path, default=Path("bench/results/cpu-smollm2"))
+    parser.add_argument("--results", type=Path, default=Path("bench/results/cpu-learning"))
+    parser.add_argument("--report", type=Path, default=None, help="also write the HTML report of the run here")
+    parser.add_argument("--rollouts", type=int, default=2, help="episodes per test product and buyer")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first K products only (a smoke run)")
+    parser.add_argument(
+        "--summarize-only", action="store_true", help="write the results from the episodes played so far"
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
-    prompts = config.prompts
-    caps = f"description_chars={prompts.description_chars}&features_chars={prompts.features_chars}"
-    base = f"hf:{config.model}?{caps}&max_new_tokens={config.grpo.max_new_tokens}&{EVAL_LLM}"
-    timings: dict[str, float] = {}
-    table = [evaluate(config, "scripted-anchor", "scripted:anchor", results)]
-    table.append(evaluate(config, "base", base, results))
+    timings = Timings(results / "timings.json")
+
+    search = BaselineSearch(
+        sellers=config.grpo.sellers, max_turns=config.max_turns, seed=config.seed, data_root=config.data_root
+    )
+    saved = results / BASELINES_FILE
+    if saved.is_file() and json.loads(saved.read_text())["search"] == search.model_dump(mode="json"):
+        leader = json.loads(saved.read_text())["rows"][0]  # a resumed run keeps the search it made
+    else:
+        best = timings.run("baselines", lambda: run_baselines(search, results)).best
+        leader = {"buyer": best.buyer, "reward": best.reward}
+    best_fixed = leader["buyer"]
+    print(f"best fixed scripted buyer on train: {best_fixed} ({leader['reward']:.3f})", flush=True)
+
+    teachers = [spec for spec in config.sft.demo_buyers if spec != best_fixed]
+    scripted = list(dict.fromkeys(["scripted:anchor", best_fixed, *teachers]))
+    kinds = {"scripted:anchor": "anchor", best_fixed: "best_scripted", "scripted:oracle": "oracle"}
+    kinds.update({spec: "teacher" for spec in teachers})
+    trained = {}
     for stage, train in (("sft", run_sft), ("grpo", run_grpo)):
         final = config.out / stage / "final"
-        if not final.is_dir():  # a finished stage is not trained again when the script is re-run
-            started = time.perf_counter()
-            train(config, resume=True)
-            timings[f"{stage}_seconds"] = round(time.perf_counter() - started, 1)
-        table.append(evaluate(config, stage, f"hf:{final}?{EVAL_LLM}", results))
-    (results / "results.json").write_text(
-        json.dumps({"config": str(args.config), "timings": timings, "table": table}, indent=2) + "\n"
+        if not final.is_dir() and not args.summarize_only:  # a finished stage is not trained again
+            timings.run(stage, lambda train=train: train(config, resume=True))
+        trained[stage] = llm_spec(str(final), config, with_prompts=False)
+    base = llm_spec(config.model, config, with_prompts=True)
+    kinds.update({spec: stage for stage, spec in trained.items()} | {base: "base"})
+    # The claims first (trained buyers against the training sellers), then the unseen opponents, then the
+    # untrained model, so that a run cut short has its most important cells; each stage resumes the last.
+    buyers = [*scripted, trained["grpo"], trained["sft"]]
+    stages = (("evaluate_training", buyers, TRAINING_TABLES), ("evaluate_unseen", buyers, None))
+    stages += (("evaluate_base", [*buyers, base], None),)
+    for stage, stage_buyers, tables in stages if not args.summarize_only else ():
+        timings.run(stage, lambda b=stage_buyers, t=tables: evaluate(config, b, args.rollouts, args.limit, t))
+    buyers = [*buyers, base]
+
+    suite = evaluation_suite(config, buyers, args.rollouts, args.limit)
+    tables = suite_tables(suite)
+    write_tables(suite.out, tables)
+    (results / "tables.md").write_text((suite.out / "tables.md").read_text())
+    steps = analyse_run(config.out)
+    write_text_atomic(
+        results / "phases.json",
+        json.dumps(
+            {
+                "steps": [dataclasses.asdict(s) for s in steps],
+                "bands": [dataclasses.asdict(b) for b in phase_bands(steps)],
+            },
+            indent=1,
+        )
+        + "\n",
     )
     plot(config, results)
-    for row in table:
-        print(
-            f"{row['model']:>20}  reward {row['reward']['mean']:+.3f}  deal {row['deal_rate']['mean']:.3f}  "
-            f"format errors {row['format_error_rate']['mean']:.3f}  first offer {row['first_offer_ratio']['mean']}"
-        )
+    summary = {
+        "rows": summary_rows(tables, kinds),
+        "best_fixed_scripted": best_fixed,
+        "machine": machine(),
+        "command": " ".join(["python", *sys.argv]),
+        "config": str(args.config),
+        "timings_seconds": timings.seconds,
+    }
+    write_text_atomic(results / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(results / "summary.md", summary_markdown(summary["rows"]))
+    if args.report is not None:
+        from counteroffer.report.html import write_report
+
+        write_report([config.out], args.report, title="counteroffer: the CPU learning run")
+    for row in summary["rows"]:
+        if row["opponent"] == "mixture":
+            print(
+                f"{row['kind']:>14} {row['buyer'][:60]:<60} reward {row['reward']:+.3f} "
+                f"[{row['reward_ci'][0]:+.3f}, {row['reward_ci'][1]:+.3f}] format errors {row['format_errors']:.3f}"
+            )
 
 
 if __name__ == "__main__":
