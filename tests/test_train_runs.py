@@ -54,7 +54,10 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
         "validation_products": 4,
         "prompts": {"templates_dir": str(templates), "description_chars": 0, "features_chars": 0},
         "sft": {
-            "demo_buyers": ["scripted:anchor?opening=0.4", "scripted:anchor?opening=0.7"],
+            # Two styles (hold low then take or walk away; anchor and concede), so that the tiny model's sampled
+            # episodes end in different ways and a GRPO group has rewards to compare: eight demonstrations of one
+            # style teach it to pay the asking price every time, and a group of equal rewards has no gradient.
+            "demo_buyers": ["scripted:patient", "scripted:anchor?opening=0.4"],
             "sellers": ["scripted:linear", "scripted:conceder"],
             "scenarios": 8,
             "max_demos": 8,
