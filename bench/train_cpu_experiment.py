@@ -15,7 +15,10 @@ one training config, resumable at every stage.
 Writes into ``--results``: ``summary.json`` (one row per buyer × opponent), ``baselines.json``, ``tables.md``,
 ``phases.json``, ``curves.png`` and ``timings.json``; episodes and checkpoints go to the config's ``out``. A re-run
 skips finished evaluations and continues training from the last checkpoint. ``--report DIR`` also writes the
-HTML report of the run.
+HTML report of the run. The evaluations run in order of importance (the scripted rows; the trained buyers against
+the training sellers; against the unseen opponents; the untrained model), so a run cut short has the cells the
+claims rest on: ``--later-rollouts 1`` shortens the last two, ``--summarize-only`` writes the results from the
+episodes played so far (every row says its ``n``).
 """
 
 from __future__ import annotations
@@ -248,6 +251,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("bench/results/cpu-learning"))
     parser.add_argument("--report", type=Path, default=None, help="also write the HTML report of the run here")
     parser.add_argument("--rollouts", type=int, default=2, help="episodes per test product and buyer")
+    parser.add_argument(
+        "--later-rollouts",
+        type=int,
+        default=None,
+        help="fewer rollouts for the unseen opponents and the untrained model (a shorter run; the summary's n says)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first K products only (a smoke run)")
     parser.add_argument(
         "--summarize-only", action="store_true", help="write the results from the episodes played so far"
@@ -285,10 +294,15 @@ def main() -> None:
     # The claims first (trained buyers against the training sellers), then the unseen opponents, then the
     # untrained model, so that a run cut short has its most important cells; each stage resumes the last.
     buyers = [*scripted, trained["grpo"], trained["sft"]]
-    stages = (("evaluate_training", buyers, TRAINING_TABLES), ("evaluate_unseen", buyers, None))
-    stages += (("evaluate_base", [*buyers, base], None),)
-    for stage, stage_buyers, tables in stages if not args.summarize_only else ():
-        timings.run(stage, lambda b=stage_buyers, t=tables: evaluate(config, b, args.rollouts, args.limit, t))
+    later = args.later_rollouts or args.rollouts
+    stages = (
+        ("evaluate_scripted", scripted, args.rollouts, None),  # seconds: every scripted row at full size
+        ("evaluate_training", buyers, args.rollouts, TRAINING_TABLES),
+        ("evaluate_unseen", buyers, later, None),
+        ("evaluate_base", [*buyers, base], later, None),
+    )
+    for stage, stage_buyers, rollouts, tables in stages if not args.summarize_only else ():
+        timings.run(stage, lambda b=stage_buyers, r=rollouts, t=tables: evaluate(config, b, r, args.limit, t))
     buyers = [*buyers, base]
 
     suite = evaluation_suite(config, buyers, args.rollouts, args.limit)
