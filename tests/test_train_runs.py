@@ -54,9 +54,9 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
         "validation_products": 4,
         "prompts": {"templates_dir": str(templates), "description_chars": 0, "features_chars": 0},
         "sft": {
-            # Two styles (hold low then take or walk away; anchor and concede), so that the tiny model's sampled
-            # episodes end in different ways and a GRPO group has rewards to compare: eight demonstrations of one
-            # style teach it to pay the asking price every time, and a group of equal rewards has no gradient.
+            # Two styles (hold low then take or walk away; anchor and concede) make it likelier that the tiny
+            # model's sampled episodes end in different ways (eight of one style taught it to pay the asking price
+            # every time); the GRPO test below checks both cases.
             "demo_buyers": ["scripted:patient", "scripted:anchor?opening=0.4"],
             "sellers": ["scripted:linear", "scripted:conceder"],
             "scenarios": 8,
@@ -143,10 +143,17 @@ def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_bu
         assert entry["samples"] and "[buyer 1]" in entry["samples"][0]
         assert "loss" in entry["trainer"]
 
+    # GRPO moves the weights exactly when some group's rewards differ: a tiny SFT model may earn -1 in every
+    # episode of both steps (then every advantage is 0 and so is the update). The recorded CPU run shows the
+    # update on a real recipe (BENCHMARKS.md); here both branches are checked against the trainer's own numbers.
     before = load_file(run / "sft" / "final" / "model.safetensors")
     after = load_file(run / "grpo" / "final" / "model.safetensors")
     changed = [name for name in before if not (before[name] == after[name]).all()]
-    assert changed, "two GRPO steps must change the weights"
+    trainer = [e["trainer"] for e in log if e["kind"] == "train"]
+    if any(t["frac_reward_zero_std"] < 1.0 for t in trainer):
+        assert changed, "a GRPO step with reward variance must change the weights"
+    else:
+        assert not changed and all(t["loss"] == 0.0 and t["grad_norm"] == 0.0 for t in trainer)
 
     buyer = make_agent(f"hf:{run / 'grpo' / 'final'}?max_new_tokens=8", Role.BUYER)
     assert buyer.prompts.config.templates_dir == run_config.parent / "templates"  # the trained prompt format
