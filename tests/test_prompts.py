@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_scenario
+from conftest import make_scenario, message
 
 from counteroffer.agents import TurnRequest, make_agent
-from counteroffer.agents.llm.prompts import SELLER_PERSONAS, PromptBuilder, PromptConfig
+from counteroffer.agents.llm.prompts import SELLER_PERSONAS, PromptBuilder, PromptConfig, price_vs_private_value
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import Negotiation, Role
 
@@ -115,3 +115,45 @@ def test_earlier_messages_read_the_same_at_every_turn(tmp_path: Path, role: Role
     assert len(chats) >= 3
     for earlier, later in zip(chats, chats[1:], strict=False):
         assert later[: len(earlier)] == earlier
+
+
+COMPACT_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
+
+
+def _replies(chat) -> list[str]:
+    return [m["content"] for m in chat[2:] if m["role"] == "user"]
+
+
+def test_the_compact_prompt_says_how_each_seller_price_stands_against_the_budget() -> None:
+    """The CPU recipe's prompt annotates every seller price with the buyer's own budget comparison, computed with
+    the game's tolerance; the packaged prompt leaves that comparison to the model."""
+    scenario = make_scenario(asking=200.0, budget=160.0, cost=100.0)
+    game = Negotiation(scenario)
+    for buyer_msg, seller_msg in (
+        (message("[BUY] $50.00"), message("[SELL] $180.00")),  # above the budget
+        (message("[BUY] $60.00"), message("[SELL] $160.00")),  # exactly the budget: within
+    ):
+        game.step(buyer_msg)
+        game.step(seller_msg)
+    view = game.view(Role.BUYER)
+    compact = _replies(PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=COMPACT_PROMPTS)).chat(view))
+    assert compact[0].splitlines()[1] == "Action: [SELL] $180.00 (above your budget)"
+    assert compact[1].splitlines()[1] == "Action: [SELL] $160.00 (within your budget)"
+    packaged = "\n".join(_replies(PromptBuilder(Role.BUYER).chat(view)))
+    assert "your budget)" not in packaged
+
+
+def test_price_vs_private_value_for_each_role() -> None:
+    assert price_vs_private_value(Role.BUYER, 160.004, 160.0) == "within your budget"  # same offer in cents
+    assert price_vs_private_value(Role.BUYER, 160.01, 160.0) == "above your budget"
+    assert price_vs_private_value(Role.SELLER, 100.0, 100.0) == "at or below your cost"
+    assert price_vs_private_value(Role.SELLER, 100.01, 100.0) == "above your cost"
+    assert price_vs_private_value(Role.BUYER, None, 160.0) == ""  # [REJECT] / [QUIT] name no price
+
+
+def test_a_seller_template_may_show_the_buyers_offer_against_its_cost(tmp_path: Path) -> None:
+    (tmp_path / "reply.j2").write_text("{{ action }} ({{ price_vs_private_value }})")
+    game = Negotiation(make_scenario(cost=100.0))
+    game.step(message("[BUY] $90.00"))
+    chat = PromptBuilder(Role.SELLER, config=PromptConfig(templates_dir=tmp_path)).chat(game.view(Role.SELLER))
+    assert chat[-1]["content"] == "[BUY] $90.00 (at or below your cost)"

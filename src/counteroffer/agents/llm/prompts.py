@@ -11,6 +11,12 @@ versa. The role's own earlier messages appear as assistant turns exactly as it w
 
 Product descriptions and feature lists run to several kB, and prompt length dominates CPU cost, so both are
 capped (``description_chars``, ``features_chars``; ``None`` keeps the full text, as GPU recipes do).
+
+``reply.j2`` also gets ``price_vs_private_value``: where the other side's message names a price, how it stands
+against the reader's own private value ("above your budget", "within your budget"; for a seller "at or below your
+cost", "above your cost"), else "". The packaged templates leave it out (a capable model compares prices
+itself); the CPU recipe's compact prompt shows it, because a 135M model cannot compare two prices reliably and
+a buyer that cannot tell whether a price fits its budget overpays whatever it learns.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import jinja2
 from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.game.messages import Role, format_money
 from counteroffer.game.negotiation import RoleView
+from counteroffer.game.reward import PRICE_TOLERANCE
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "prompts"
 SELLER_PERSONAS = tuple(persona.value for persona in Persona)  # one list of personas, scripted and LLM
@@ -35,6 +42,15 @@ class PromptConfig:
     templates_dir: Path | None = None
     description_chars: int | None = 600
     features_chars: int | None = 400
+
+
+def price_vs_private_value(role: Role, price: float | None, private_value: float) -> str:
+    """How a price the other side named stands against ``role``'s own private value, in the reader's words."""
+    if price is None:
+        return ""
+    if role is Role.BUYER:
+        return "within your budget" if price <= private_value + PRICE_TOLERANCE else "above your budget"
+    return "above your cost" if price > private_value + PRICE_TOLERANCE else "at or below your cost"
 
 
 def _cap(text: str, limit: int | None) -> str:
@@ -113,7 +129,13 @@ class PromptBuilder:
             if shown.role is self.role:
                 messages.append({"role": "assistant", "content": next(own, "")})
             else:
-                reply_context = {**context, "talk": shown.talk, "action": shown.action.render(), "turn": shown.turn}
+                reply_context = {
+                    **context,
+                    "talk": shown.talk,
+                    "action": shown.action.render(),
+                    "price_vs_private_value": price_vs_private_value(self.role, shown.action.price, view.private_value),
+                    "turn": shown.turn,
+                }
                 if self.role is Role.SELLER:
                     reply_context["is_last_turn"] = shown.turn >= view.max_turns
                 else:  # the seller's reply closes turn t; the buyer now writes turn t + 1
