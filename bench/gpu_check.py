@@ -23,12 +23,12 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 import traceback
 from pathlib import Path
 
 import torch
+from machine import describe_machine
 
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import HFChatModel, load_model_and_tokenizer
@@ -221,8 +221,7 @@ def main() -> None:
     args.new_tokens = 16 if args.tiny else 64
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict = {
-        "machine": platform.node(),
-        "device": torch.cuda.get_device_name(0) if on_gpu else platform.processor() or platform.machine(),
+        "machine": describe_machine(),
         "torch": torch.__version__,
         "dtype": args.dtype,
         "tiny": args.tiny,

@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import urlencode
+
+from machine import describe_machine
 
 from counteroffer.analysis.phases import analyse_run, phase_bands
 from counteroffer.analysis.tables import PaperTable, suite_tables, write_tables
@@ -40,7 +43,6 @@ from counteroffer.train import TrainConfig, load_config, run_grpo, run_sft
 from counteroffer.train.logs import LOG_FILE
 from counteroffer.train.stage import native_bf16
 
-TRAINING_TABLES = {"mixture", "linear", "titfortat", "conceder"}
 UNSEEN = [
     SuiteTable(name="boulware", title="Unseen: a Boulware seller", seller="scripted:boulware"),
     SuiteTable(
@@ -66,17 +68,24 @@ def evaluate(
 
 
 class Timings:
-    """Wall seconds per stage, kept across resumed runs (a stage that finished is not timed again)."""
+    """Wall seconds per stage of one run, summed over its resumptions. The file names the run (an id written into
+    the run folder when it is created), so the times of an earlier run, or another machine's, are not added on."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, run: Path) -> None:
         self.path = path
-        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+        run.mkdir(parents=True, exist_ok=True)
+        id_file = run / "run_id"
+        if not id_file.is_file():
+            write_text_atomic(id_file, uuid.uuid4().hex + "\n")
+        self.run_id = id_file.read_text().strip()
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.seconds: dict[str, float] = saved.get("seconds", {}) if saved.get("run_id") == self.run_id else {}
 
     def run(self, stage: str, work):  # noqa: ANN001, ANN201
         started = time.perf_counter()
         result = work()
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - started, 1)
-        write_text_atomic(self.path, json.dumps(self.seconds, indent=2) + "\n")
+        write_text_atomic(self.path, json.dumps({"run_id": self.run_id, "seconds": self.seconds}, indent=2) + "\n")
         print(f"{stage}: {self.seconds[stage]:.0f} s", flush=True)
         return result
 
@@ -86,17 +95,22 @@ def llm_spec(model: str, config: TrainConfig, *, with_prompts: bool) -> str:
     dtype = "bfloat16" if native_bf16() else "float32"
     spec = f"hf:{model}?dtype={dtype}&max_batch=128&max_new_tokens={config.grpo.max_new_tokens}"
     if with_prompts:
-        prompts = config.prompts
-        if prompts.templates_dir is not None:
-            spec += f"&prompts={prompts.templates_dir.resolve()}"
-        spec += f"&description_chars={prompts.description_chars}&features_chars={prompts.features_chars}"
+        params = config.prompts.agent_params()
+        query = {k: "none" if v is None else v for k, v in params.items() if k != "prompts" or v is not None}
+        spec += "&" + urlencode(query, safe="/")
     return spec
 
 
-def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None = None) -> SuiteConfig:
+def training_tables(config: TrainConfig) -> list[SuiteTable]:
+    """The tables of the sellers GRPO trained against: their mixture (pooled) and each one alone."""
     training = [choice.spec for choice in config.grpo.sellers if choice.persona == "neutral"]
     tables = [SuiteTable(name="mixture", title="The training mixture (pooled)", sellers=training)]
-    tables += [SuiteTable(name=spec.split(":")[-1], title=f"Training seller {spec}", seller=spec) for spec in training]
+    return tables + [
+        SuiteTable(name=spec.split(":")[-1], title=f"Training seller {spec}", seller=spec) for spec in training
+    ]
+
+
+def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None = None) -> SuiteConfig:
     return SuiteConfig(
         out=config.out / "eval",
         buyers=buyers,
@@ -106,7 +120,7 @@ def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limi
         max_turns=config.max_turns,
         seed=config.seed,
         data_root=config.data_root,
-        tables=tables + UNSEEN,
+        tables=training_tables(config) + UNSEEN,
     )
 
 
@@ -135,26 +149,6 @@ def summary_rows(tables: list[PaperTable], kinds: dict[str, str]) -> list[dict]:
                 }
             )
     return rows
-
-
-def machine() -> str:
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        memory = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")) / 2**20
-        cpu += f", {memory:.0f} GB"
-    except (OSError, StopIteration):
-        pass
-    import torch
-
-    return (
-        f"{cpu}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}, native bfloat16: "
-        f"{native_bf16()}), Python {platform.python_version()}, torch {torch.__version__}"
-    )
 
 
 KIND_ORDER = ("base", "sft", "grpo", "anchor", "best_scripted", "teacher", "oracle")
@@ -265,7 +259,7 @@ def main() -> None:
     config = load_config(args.config)
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
-    timings = Timings(results / "timings.json")
+    timings = Timings(results / "timings.json", config.out)
 
     search = BaselineSearch(
         sellers=config.grpo.sellers, max_turns=config.max_turns, seed=config.seed, data_root=config.data_root
@@ -283,12 +277,18 @@ def main() -> None:
     scripted = list(dict.fromkeys(["scripted:anchor", best_fixed, *teachers]))
     kinds = {"scripted:anchor": "anchor", best_fixed: "best_scripted", "scripted:oracle": "oracle"}
     kinds.update({spec: "teacher" for spec in teachers})
+    claims = {table.name for table in training_tables(config)}
     trained = {}
     for stage, train in (("sft", run_sft), ("grpo", run_grpo)):
         final = config.out / stage / "final"
         if not final.is_dir() and not args.summarize_only:  # a finished stage is not trained again
             timings.run(stage, lambda train=train: train(config, resume=True))
         trained[stage] = llm_spec(str(final), config, with_prompts=False)
+        if stage == "sft" and not args.summarize_only:  # the SFT checkpoint alone, before GRPO starts from it
+            timings.run(
+                "evaluate_sft",
+                lambda: evaluate(config, [*scripted, trained["sft"]], args.rollouts, args.limit, claims),
+            )
     base = llm_spec(config.model, config, with_prompts=True)
     kinds.update({spec: stage for stage, spec in trained.items()} | {base: "base"})
     # The claims first (trained buyers against the training sellers), then the unseen opponents, then the
@@ -297,7 +297,7 @@ def main() -> None:
     later = args.later_rollouts or args.rollouts
     stages = (
         ("evaluate_scripted", scripted, args.rollouts, None),  # seconds: every scripted row at full size
-        ("evaluate_training", buyers, args.rollouts, TRAINING_TABLES),
+        ("evaluate_training", buyers, args.rollouts, claims),
         ("evaluate_unseen", buyers, later, None),
         ("evaluate_base", [*buyers, base], later, None),
     )
@@ -325,7 +325,7 @@ def main() -> None:
     summary = {
         "rows": summary_rows(tables, kinds),
         "best_fixed_scripted": best_fixed,
-        "machine": machine(),
+        "machine": describe_machine(),
         "command": " ".join(["python", *sys.argv]),
         "config": str(args.config),
         "timings_seconds": timings.seconds,

@@ -64,6 +64,15 @@ class PromptSettings(Section):
     )
     features_chars: int | None = Field(400, ge=0, description="cap on the feature list; null = the full text")
 
+    def agent_params(self) -> dict[str, str | int | None]:
+        """These settings as an LLM agent's parameters (``hf:`` spec query, a checkpoint's agent defaults);
+        ``None`` = the packaged templates or the full text."""
+        return {
+            "prompts": str(self.templates_dir.resolve()) if self.templates_dir is not None else None,
+            "description_chars": self.description_chars,
+            "features_chars": self.features_chars,
+        }
+
 
 class LoraSettings(Section):
     """LoRA adapters (peft). Off = full fine-tuning."""

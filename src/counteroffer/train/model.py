@@ -42,12 +42,7 @@ def save_final(trainer, out: Path, prompts: PromptSettings, max_new_tokens: int)
         model.config.use_cache = True
         model.save_pretrained(target, safe_serialization=True)
         trainer.processing_class.save_pretrained(target)
-        defaults = {
-            "prompts": str(prompts.templates_dir.resolve()) if prompts.templates_dir else None,
-            "description_chars": prompts.description_chars,
-            "features_chars": prompts.features_chars,
-            "max_new_tokens": max_new_tokens,
-        }
+        defaults = {**prompts.agent_params(), "max_new_tokens": max_new_tokens}
         (target / AGENT_DEFAULTS_FILE).write_text(json.dumps(defaults, indent=2) + "\n")
     trainer.accelerator.wait_for_everyone()
     return target
