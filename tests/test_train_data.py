@@ -12,15 +12,18 @@ from conftest import make_scenario, message
 from counteroffer.agents import make_agent
 from counteroffer.agents.llm.hf import load_model_and_tokenizer
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.agents.scripted.phrases import SELLER_PHRASES, Persona
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
+from counteroffer.train.grpo import run_grpo
 from counteroffer.train.sft import (
     IGNORE_INDEX,
     demonstration_tokens,
     is_good_demonstration,
+    is_good_seller_demonstration,
     make_demonstrations,
     seller_standing_price,
     sft_example,
@@ -46,7 +49,7 @@ def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
     return ChatTokenizer(tokenizer)
 
 
-@pytest.mark.parametrize("name", ["cpu-smollm2.yaml", "paper-qwen3-30b-a3b.yaml"])
+@pytest.mark.parametrize("name", ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "paper-qwen3-30b-a3b.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.grpo.group_size >= 2 and config.grpo.beta == 0.0
@@ -238,3 +241,75 @@ def test_an_over_budget_deal_is_not_a_demonstration() -> None:
     record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
     assert record.outcome is Outcome.DEAL and record.reward == -1
     assert not is_good_demonstration(record)
+
+
+def _seller_config(tmp_path: Path, shared_data: Path, **sft: object) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "role": "seller",
+            "out": str(tmp_path),
+            "data_root": str(shared_data),
+            "max_turns": 4,
+            "validation_products": 10,
+            "sft": {
+                "demo_sellers": [
+                    {"spec": "scripted:linear", "persona": "begging"},
+                    {"spec": "scripted:titfortat", "persona": "insulting"},
+                    "scripted:boulware",
+                ],
+                "opponent_buyers": ["scripted:anchor", "scripted:patient"],
+                "scenarios": 12,
+                **sft,
+            },
+        }
+    )
+
+
+def test_seller_demonstrations_come_from_every_teacher_against_the_opponent_buyers(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    demos = make_demonstrations(_seller_config(tmp_path, shared_data))
+    assert len(demos) == 3 * 12  # every teacher on every product; a scripted seller never errs
+    assert {(r.seller, r.persona) for r in demos} == {
+        ("scripted:linear", "begging"),
+        ("scripted:titfortat", "insulting"),
+        ("scripted:boulware", "neutral"),
+    }
+    assert {r.buyer for r in demos} == {"scripted:anchor", "scripted:patient"}  # drawn per product
+    assert all(is_good_seller_demonstration(r) for r in demos)
+    assert make_demonstrations(_seller_config(tmp_path, shared_data, max_demos=5)) == make_demonstrations(
+        _seller_config(tmp_path, shared_data, max_demos=5)
+    )
+
+
+def test_only_the_sellers_own_tokens_carry_loss_and_its_persona_is_in_the_prompt(
+    shared_data: Path, tmp_path: Path, chat_tokenizer
+) -> None:
+    record = next(r for r in make_demonstrations(_seller_config(tmp_path, shared_data)) if r.persona == "begging")
+    prompts = PromptBuilder(Role.SELLER, "begging", PROMPTS)
+    tokens = demonstration_tokens(record, prompts, chat_tokenizer)
+    tokenizer = chat_tokenizer.tokenizer
+    assert prompts.persona_instructions in tokenizer.decode(tokens.prompt_ids)
+    trained, run = [], []
+    for token, mask in zip(tokens.completion_ids, tokens.mask, strict=True):
+        if mask:
+            run.append(token)
+        elif run:
+            trained, run = [*trained, run], []
+    trained += [run] if run else []
+    seller_texts = [m.raw for m in record.messages if m.role is Role.SELLER]
+    assert [tokenizer.decode(r) for r in trained] == [f"{text}<|im_end|>" for text in seller_texts]
+    # The begging persona's wording is what it learns to write.
+    openings = [t.split("{")[0] for ts in SELLER_PHRASES[Persona.BEGGING].values() for t in ts]
+    assert all(any(m.talk.startswith(o) for o in openings) for m in record.messages if m.role is Role.SELLER)
+    buyer_talk = next(m.talk for m in record.messages if m.role is Role.BUYER)
+    assert all(buyer_talk not in tokenizer.decode(r) for r in trained)
+
+
+def test_a_seller_recipe_needs_demo_sellers_and_is_not_trained_by_grpo(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sft.demo_sellers"):
+        TrainConfig.model_validate({"role": "seller"})
+    seller = {"role": "seller", "out": str(tmp_path), "sft": {"demo_sellers": ["scripted:linear"]}}
+    config = TrainConfig.model_validate(seller)
+    with pytest.raises(ValueError, match="GRPO trains the buyer"):
+        run_grpo(config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +20,7 @@ from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
 from counteroffer.game.messages import Role
 
+T = TypeVar("T")
 _LABEL = re.compile(r"^(?P<spec>.+?)\s+\((?P<persona>[\w-]+)\)$")
 
 
@@ -44,6 +46,15 @@ class SellerChoice(BaseModel):
         return self.spec if self.persona == "neutral" else f"{self.spec} ({self.persona})"
 
 
+def draw(options: Sequence[T], key: str, seed: int, what: str) -> T:
+    """One of ``options`` for ``key``: uniform, and a pure function of ``(seed, what, key)`` (``what`` names the
+    kind of draw, so that drawing a seller and drawing a buyer for one key are independent)."""
+    if len(options) == 1:
+        return options[0]
+    digest = hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest()
+    return options[int.from_bytes(digest, "big") % len(options)]
+
+
 class SellerMixture:
     """The sellers of a mixture, each built once, and the deterministic draw of one per key."""
 
@@ -57,10 +68,7 @@ class SellerMixture:
 
     def draw(self, key: str, seed: int) -> SellerChoice:
         """The seller that ``key`` meets: uniform over the mixture, stable across runs and processes."""
-        if len(self.choices) == 1:
-            return self.choices[0]
-        digest = hashlib.blake2b(f"{seed}|seller|{key}".encode(), digest_size=8).digest()
-        return self.choices[int.from_bytes(digest, "big") % len(self.choices)]
+        return draw(self.choices, key, seed, "seller")
 
     def agent(self, choice: SellerChoice) -> Agent:
         return self.agents[choice]

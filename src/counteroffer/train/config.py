@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.catalog.recipes import CatalogName
 from counteroffer.config_file import ConfigError, load_yaml_model
+from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
 from counteroffer.rollout.mixture import SellerChoice
 
@@ -119,8 +120,17 @@ class SFTSettings(OptimSettings, SellerMixSection):
         min_length=1,
         description="scripted buyer specs whose episodes become demonstrations (several anchor/concession settings)",
     )
+    demo_sellers: list[SellerChoice] = Field(
+        default_factory=list,
+        description="role seller: the scripted sellers (spec and persona) whose messages become demonstrations",
+    )
+    opponent_buyers: list[str] = Field(
+        default_factory=lambda: ["scripted:anchor", "scripted:naive", "scripted:patient", "scripted:reader"],
+        min_length=1,
+        description="role seller: the scripted buyers the demo sellers meet, one drawn per product",
+    )
     scenarios: int | None = Field(None, ge=1, description="use only the first K train scenarios; null = all")
-    rollouts: int = Field(1, ge=1, description="episodes per scenario and demo buyer")
+    rollouts: int = Field(1, ge=1, description="episodes per scenario and demo buyer (or demo seller)")
     max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
     epochs: float = Field(1.0, gt=0)
     max_length: int = Field(2048, ge=64, description="tokens per demonstration; longer ones are dropped")
@@ -179,6 +189,11 @@ class EvaluationSettings(SellerMixSection):
 
 class TrainConfig(Section):
     model: str = Field("smollm2-135m", description="base model: a HF id, a local path, or smollm2-135m (bundled)")
+    role: Role = Field(
+        Role.BUYER,
+        description="the side this recipe trains: buyer (SFT on sft.demo_buyers, then GRPO) or seller (SFT on "
+        "sft.demo_sellers; a seller checkpoint plays as hf:PATH with the seller role)",
+    )
     out: Path = Field(Path("runs/train"), description="run folder: OUT/sft, OUT/grpo")
     seed: int = 0
     catalog: CatalogName = "amazon"
@@ -195,6 +210,12 @@ class TrainConfig(Section):
     sft: SFTSettings = Field(default_factory=SFTSettings)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+
+    @model_validator(mode="after")
+    def _seller_needs_demo_sellers(self) -> TrainConfig:
+        if self.role is Role.SELLER and not self.sft.demo_sellers:
+            raise ValueError("role seller trains on scripted sellers' messages: list them in sft.demo_sellers")
+        return self
 
     def prompt_config(self) -> PromptConfig:
         """The buyer's prompt format, the same in SFT, GRPO, evaluation and the saved checkpoint's defaults."""

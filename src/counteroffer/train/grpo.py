@@ -217,6 +217,11 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    if config.role is not Role.BUYER:
+        raise ValueError(
+            "GRPO trains the buyer (role: buyer); a trained seller plays as a frozen, regulated opponent: name its "
+            "checkpoint in grpo.sellers as hf:PATH"
+        )
     settings = config.grpo
     out = config.grpo_dir
     checkpoint, log = start_stage(out, resume)

@@ -1,4 +1,4 @@
-"""The SFT warm start: scripted demonstrations, rendered exactly as the LLM buyer sees its turns.
+"""The SFT warm start: scripted demonstrations, rendered exactly as the LLM buyer (or seller) sees its turns.
 
 :func:`make_demonstrations` plays each demo buyer on the *train* split (less the held-out validation products),
 each episode against a seller drawn from the training mixture, and keeps the episodes worth imitating
@@ -8,6 +8,11 @@ replays a kept episode through the game, builds the buyer's chat at each of its 
 builder the ``hf:`` agent uses, and produces one token sequence per episode with labels on the buyer's own
 tokens only (every prompt, seller and game token is ``-100``). :func:`run_sft` fine-tunes with TRL's
 ``SFTTrainer`` on those sequences and writes ``OUT/sft/final``, a checkpoint ``hf:OUT/sft/final`` loads.
+
+With ``role: seller`` the roles swap: each scripted seller of ``sft.demo_sellers`` (a strategy and a persona)
+meets a scripted buyer drawn per product from ``sft.opponent_buyers``; every episode without an error is kept
+(a scripted seller is always well formed and never goes below its cost); the chat is the LLM seller's, with the
+persona's instructions in its system prompt, and the loss falls on the seller's tokens only.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import msgspec
 from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
+from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
 from counteroffer.game.reward import PRICE_TOLERANCE
-from counteroffer.rollout.mixture import SellerMixture
+from counteroffer.rollout.mixture import draw
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.model import load_trainable, peft_config, save_final
@@ -58,24 +64,44 @@ def is_good_demonstration(record: EpisodeRecord) -> bool:
     return record.outcome is Outcome.BUYER_QUIT and seller_standing_price(record) > budget + PRICE_TOLERANCE
 
 
+def is_good_seller_demonstration(record: EpisodeRecord) -> bool:
+    """A seller episode worth imitating: finished without an agent failure, every seller message well formed and
+    taking effect as written (no regulator intervention)."""
+    return record.status is EpisodeStatus.OK and not any(
+        m.role is Role.SELLER and (m.format_error is not None or m.events) for m in record.messages
+    )
+
+
+def _demonstration_jobs(config: TrainConfig, scenarios: list[Scenario]) -> list[EpisodeJob]:
+    """The episodes to play: every teacher on every training product, the opponent drawn per product."""
+    settings = config.sft
+    jobs: list[EpisodeJob] = []
+    for scenario in scenarios[: settings.scenarios]:
+        for index in range(settings.rollouts):
+            seed = episode_seed(config.seed, scenario.scenario_id, index)
+            if config.role is Role.BUYER:
+                for spec in settings.demo_buyers:
+                    choice = draw(settings.sellers, f"sft|{spec}|{scenario.scenario_id}|{index}", config.seed, "seller")
+                    jobs.append(EpisodeJob(spec, choice.spec, choice.persona, scenario, index, seed))
+            else:
+                for teacher in settings.demo_sellers:
+                    key = f"sft|{teacher.label}|{scenario.scenario_id}|{index}"
+                    buyer = draw(settings.opponent_buyers, key, config.seed, "buyer")
+                    jobs.append(EpisodeJob(buyer, teacher.spec, teacher.persona, scenario, index, seed))
+    return jobs
+
+
 def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
     settings = config.sft
     scenarios, _ = training_scenarios(config)
-    sellers = SellerMixture(settings.sellers)
-    jobs: list[EpisodeJob] = []
-    for spec in settings.demo_buyers:
-        for scenario in scenarios[: settings.scenarios]:
-            for index in range(settings.rollouts):
-                choice = sellers.draw(f"sft|{spec}|{scenario.scenario_id}|{index}", config.seed)
-                seed = episode_seed(config.seed, scenario.scenario_id, index)
-                jobs.append(EpisodeJob(spec, choice.spec, choice.persona, scenario, index, seed))
+    jobs = _demonstration_jobs(config, scenarios)
     # One buyer per (buyer, seller) pair: the oracle binds to, and simulates, the one seller it meets.
     pairs: dict[tuple[str, str, str], tuple[Agent, Agent]] = {}
-    for spec in settings.demo_buyers:
-        for choice in sellers.choices:
-            buyer, seller = make_agent(spec, Role.BUYER), sellers.agent(choice)
+    for job in jobs:
+        if (job.buyer, job.seller, job.persona) not in pairs:
+            buyer, seller = make_agent(job.buyer, Role.BUYER), make_agent(job.seller, Role.SELLER, job.persona)
             buyer.bind_opponent(seller)
-            pairs[spec, choice.spec, choice.persona] = (buyer, seller)
+            pairs[job.buyer, job.seller, job.persona] = (buyer, seller)
     records: list[EpisodeRecord] = []
     try:
         run_episodes(
@@ -85,23 +111,24 @@ def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
             config=GameConfig(max_turns=config.max_turns),
         )
     finally:
-        sellers.close()
-        for buyer, _ in pairs.values():
-            buyer.close()
+        for agents in pairs.values():
+            for agent in agents:
+                agent.close()
+    good = is_good_demonstration if config.role is Role.BUYER else is_good_seller_demonstration
     order = {job.key: i for i, job in enumerate(jobs)}
-    kept = sorted((r for r in records if is_good_demonstration(r)), key=lambda r: order[r.key])
+    kept = sorted((r for r in records if good(r)), key=lambda r: order[r.key])
     if settings.max_demos is not None and len(kept) > settings.max_demos:
         kept = sorted(random.Random(config.seed).sample(kept, settings.max_demos), key=lambda r: order[r.key])
     return kept
 
 
 def demonstration_tokens(record: EpisodeRecord, prompts: PromptBuilder, chat_tokenizer: ChatTokenizer) -> EpisodeTokens:
-    """The episode as the buyer model would have seen and written it, turn by turn."""
+    """The episode as the model of ``prompts.role`` would have seen and written it, turn by turn."""
     game = Negotiation(record.scenario, GameConfig(max_turns=record.max_turns))
     tokens = EpisodeTokens()
     for message in record.messages:
-        if message.role is Role.BUYER:
-            tokens.observe(prompts.chat(game.view(Role.BUYER)), chat_tokenizer)
+        if message.role is prompts.role:
+            tokens.observe(prompts.chat(game.view(prompts.role)), chat_tokenizer)
             tokens.add_written(message.raw, chat_tokenizer)
         game.step(message.raw)
     return tokens
@@ -130,14 +157,24 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
         raise ValueError(
             "no demonstration was worth keeping (a deal within budget or a refusal to overpay): "
             "check sft.demo_buyers and sft.sellers"
+            if config.role is Role.BUYER
+            else "no seller demonstration finished without an error: check sft.demo_sellers and sft.opponent_buyers"
         )
     with (out / DEMOS_FILE).open("wb") as file:
         for record in demos:
             file.write(msgspec.json.encode(record) + b"\n")
     model, tokenizer = load_trainable(config.model, config.dtype)
     chat_tokenizer = ChatTokenizer(tokenizer)
-    prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
-    examples = [sft_example(demonstration_tokens(record, prompts, chat_tokenizer)) for record in demos]
+    builders: dict[str, PromptBuilder] = {}
+
+    def prompts_for(record: EpisodeRecord) -> PromptBuilder:
+        """A seller's persona is part of its prompt; the buyer's prompt is the same whoever it meets."""
+        persona = record.persona if config.role is Role.SELLER else "neutral"
+        if persona not in builders:
+            builders[persona] = PromptBuilder(config.role, persona, config.prompt_config())
+        return builders[persona]
+
+    examples = [sft_example(demonstration_tokens(record, prompts_for(record), chat_tokenizer)) for record in demos]
     kept = [e for e in examples if len(e["input_ids"]) <= settings.max_length]
     if checkpoint is None:  # a resumed run's log already starts with this line
         log.write(
