@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import make_scenario, message
+from conftest import make_scenario, message, run_cli
 from fake_openai_server import (
     GARBAGE,
     SECRET_REASONING,
@@ -32,6 +32,7 @@ from counteroffer.agents.base import Reply
 from counteroffer.agents.llm.backend import split_reasoning
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, BenchResult, run_bench
+from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.game import (
     ActionKind,
     EpisodeRecord,
@@ -43,6 +44,7 @@ from counteroffer.game import (
     parse_message,
 )
 from counteroffer.game.messages import FormatError
+from counteroffer.game.reward import seller_reward
 from counteroffer.rollout.runner import plan_jobs
 
 SECRET_KEY = "sk-test-SECRET-123"
@@ -486,6 +488,36 @@ def test_a_seller_that_is_always_malformed_never_sells_below_cost(
         if record.outcome is Outcome.DEAL:
             assert record.price >= record.scenario.cost
     assert len(fake.fake.seen("seller")) == 2 * sum(m.role is Role.SELLER for r in records for m in r.messages)
+
+
+def test_seller_play_counts_the_models_own_turns_reasks_and_fallbacks(
+    fake: RunningServer, tmp_path: Path, shared_data: Path
+) -> None:
+    """Three malformed seller replies, one re-ask allowed, two episodes: the two first turns are re-asked (one
+    batch) and one of the two re-asks fails into the fallback; `counteroffer sellers` reports exactly that."""
+    fake.fake.plan("garbage", "garbage", "garbage", role="seller")
+    result = _bench(tmp_path, shared_data, "scripted:anchor", seller=fake.spec("reasks=1"), limit=2, rollouts=1)
+    records = _records(result)
+    turns = sum(m.role is Role.SELLER for r in records for m in r.messages)
+    [row] = summarize_seller_play(records)
+    assert (row.episodes, row.seller_turns) == (2, turns)
+    assert row.reask_rate == pytest.approx(2 / turns) and row.fallback_rate == pytest.approx(1 / turns)
+    assert row.regulator_interventions.mean == 0  # the fake seller never goes below its cost
+    expected = [seller_reward(r.outcome, r.price, r.scenario.budget, r.scenario.cost) for r in records]
+    assert row.seller_reward.mean == pytest.approx(sum(expected) / 2)
+    assert row.deal_rate.mean == pytest.approx(sum(r.outcome is Outcome.DEAL for r in records) / 2)
+    cli = run_cli("sellers", tmp_path / "bench", "--json")
+    assert cli.returncode == 0, cli.stderr
+    [shown] = json.loads(cli.stdout)
+    assert shown["seller"] == row.seller and shown["fallback_rate"] == pytest.approx(row.fallback_rate)
+    assert run_cli("sellers", tmp_path / "nothing").returncode == 2
+
+
+def test_seller_reward_is_the_sellers_share_of_the_surplus() -> None:
+    assert seller_reward(Outcome.DEAL, 150.0, 160.0, 100.0) == pytest.approx(50 / 60)
+    assert seller_reward(Outcome.DEAL, 200.0, 160.0, 100.0) == 1.0  # clipped
+    assert seller_reward(Outcome.TURN_LIMIT, None, 160.0, 100.0) == 0.0
+    assert seller_reward(Outcome.DEAL, 100.0, 100.0, 100.0) == 0.0  # no surplus to share
 
 
 def test_a_seller_reasked_once_then_valid_uses_the_model_message(

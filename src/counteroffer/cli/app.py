@@ -21,11 +21,12 @@ from counteroffer.catalog.download import DataDownloadError, download_data, reso
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.cli.render import bench_table, paper_table, phase_table, transcript
-from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.cli.render import bench_table, paper_table, phase_table, seller_play_table, transcript
+from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.play import play_episode
+from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
-from counteroffer.rollout.store import EpisodeStoreError
+from counteroffer.rollout.store import EpisodeStoreError, read_episodes
 
 app = typer.Typer(
     help="Train and evaluate LLM negotiators with reinforcement learning from verifiable rewards.",
@@ -412,6 +413,23 @@ def evaluate(
         console.print(paper_table(table))
     markdown, data = write_tables(config.out, tables)
     console.print(f"[dim]{markdown} · {data} · episodes under {config.out / 'cells'}[/]")
+
+
+@app.command()
+def sellers(
+    runs: Annotated[list[Path], typer.Argument(help="run folders (a bench, a suite, a training run) or episode files")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """How the sellers of these runs played, per persona: re-asked and fallback turns (how much of the play was
+    the model's own), regulator interventions, deal rate and seller reward."""
+    files = [file for run in runs for file in ([run] if run.is_file() else find_episode_files(run))]
+    if not files:
+        _fail(FileNotFoundError(f"no episodes.jsonl under {', '.join(map(str, runs))}"))
+    rows = summarize_seller_play(record for file in files for record in read_episodes(file))
+    if as_json:
+        console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
+        return
+    console.print(seller_play_table(rows))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.text import Text
 from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.analysis.trajectory import offer_trajectory
+from counteroffer.evaluate.seller_play import SellerPlay
 from counteroffer.evaluate.summary import RowSummary
 from counteroffer.game.messages import Role, format_money_or_dash
 from counteroffer.game.records import EpisodeRecord
@@ -124,6 +125,29 @@ def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
             format_cell(overall.first_offer_ratio.mean),
             format_cell(overall.turns.mean, digits=2),
             format_cell(overall.format_error_rate.mean, percent=True),
+        )
+    return table
+
+
+def seller_play_table(rows: Sequence[SellerPlay]) -> Table:
+    """How each seller played, per persona: its own messages (re-asked, replaced by the fallback), the
+    regulator's corrections, and its concessions (deal rate, seller reward)."""
+    table = Table(title="Seller play", title_justify="left", caption="± is half the 95% bootstrap interval")
+    table.add_column("seller", no_wrap=True)
+    table.add_column("persona")
+    for name in ("episodes", "seller turns", "re-asked", "fallback", "regulator / episode", "deal", "seller reward"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(
+            row.seller,
+            row.persona,
+            str(row.episodes),
+            str(row.seller_turns),
+            format_cell(row.reask_rate, percent=True),
+            format_cell(row.fallback_rate, percent=True),
+            row.regulator_interventions.format(2),
+            row.deal_rate.format(1, percent=True),
+            row.seller_reward.format(),
         )
     return table
 

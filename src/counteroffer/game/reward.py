@@ -33,6 +33,17 @@ def buyer_reward(outcome: Outcome, price: float | None, budget: float, cost: flo
     return max(-1.0, min(1.0, (budget - price) / spread))
 
 
+def seller_reward(outcome: Outcome, price: float | None, budget: float, cost: float) -> float:
+    """The seller's side of the same game: clip((P - C) / |B - C|, -1, 1) for a deal at P, 0 without one (or
+    when B == C). The regulator keeps P at or above C, so a regulated seller never scores below 0."""
+    if outcome is not Outcome.DEAL or price is None:
+        return 0.0
+    spread = abs(budget - cost)
+    if spread < VALUE_EPSILON:
+        return 0.0
+    return max(-1.0, min(1.0, (price - cost) / spread))
+
+
 def bargained_ratio(price: float, budget: float, cost: float) -> float | None:
     """(B - P) / (B - C) for a deal; undefined when B == C."""
     spread = budget - cost
