@@ -50,7 +50,7 @@ test-all: $(STAMP)
 
 # The vLLM tests (slow) in the vLLM venv.
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_VENV)/bin/python -m pytest -m vllm $(PYTEST_ARGS)
+	COUNTEROFFER_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -m vllm tests/test_vllm.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_game.py
