@@ -362,7 +362,8 @@ def _train(stage: str, config: Path, resume: bool, overrides: list[str] | None) 
         final = (run_sft if stage == "sft" else run_grpo)(settings, resume=resume)
     except (*USER_ERRORS, ConfigError) as exc:
         _fail(exc)
-    console.print(f"[green]✓[/] {stage} done: checkpoint {final} (use it as a buyer: --buyer hf:{final})")
+    role = settings.role.value
+    console.print(f"[green]✓[/] {stage} done: checkpoint {final} (use it as a {role}: --{role} hf:{final})")
 
 
 @train_app.command("sft")
