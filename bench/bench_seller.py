@@ -21,10 +21,11 @@ from counteroffer.agents.llm.prompts import SELLER_PERSONAS
 from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.rollout.store import read_episodes
+from counteroffer.train.config import load_config
 
 BUYERS = ["scripted:anchor", "scripted:naive", "scripted:patient", "scripted:reader"]
-COMPACT = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
-UNTRAINED = f"hf:smollm2-135m?prompts={COMPACT}&description_chars=0&features_chars=0&max_new_tokens=80"
+CPU_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "cpu-smollm2.yaml"  # its prompt format
+UNTRAINED = f"hf:smollm2-135m?{load_config(CPU_RECIPE).prompts.spec_query()}&max_new_tokens=80"
 
 
 def main() -> None:

@@ -31,17 +31,19 @@ from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
 from counteroffer.agents.llm.engine import CachedGenerator
 from counteroffer.agents.llm.hf import load_model_and_tokenizer, release_chat_models
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.game import EventKind, Negotiation, Role
 from counteroffer.rollout.store import read_episodes
 from counteroffer.serve.vllm import ENGINE_KWARGS, requests_served, vllm_server
+from counteroffer.train.config import load_config
 from counteroffer.train.generation import VLLMGenerator
 from counteroffer.train.tokens import ChatTokenizer
 
-COMPACT = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
-PROMPT_QUERY = f"prompts={COMPACT}&description_chars=0&features_chars=0&max_new_tokens=80"
+CPU_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "cpu-smollm2.yaml"  # its prompt format
+CPU_PROMPTS = load_config(CPU_RECIPE)
+PROMPT_QUERY = CPU_PROMPTS.prompts.spec_query() + "&max_new_tokens=80"
 
 
 def seller_bench(seller: str, products: int, out: Path) -> dict:
@@ -66,7 +68,7 @@ def seller_bench(seller: str, products: int, out: Path) -> dict:
 
 def policy_prompts(tokenizer, count: int) -> list[list[int]]:  # noqa: ANN001
     chat_tokenizer = ChatTokenizer(tokenizer)
-    builder = PromptBuilder(Role.BUYER, config=PromptConfig(COMPACT, 0, 0))
+    builder = PromptBuilder(Role.BUYER, config=CPU_PROMPTS.prompt_config())
     scenarios = load_scenarios("amazon", "train", limit=count).scenarios
     return [
         chat_tokenizer.encode(chat_tokenizer.render(builder.chat(Negotiation(s).view(Role.BUYER)))) for s in scenarios

@@ -30,7 +30,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlencode
 
 from machine import describe_machine
 
@@ -95,9 +94,7 @@ def llm_spec(model: str, config: TrainConfig, *, with_prompts: bool) -> str:
     dtype = "bfloat16" if native_bf16() else "float32"
     spec = f"hf:{model}?dtype={dtype}&max_batch=128&max_new_tokens={config.grpo.max_new_tokens}"
     if with_prompts:
-        params = config.prompts.agent_params()
-        query = {k: "none" if v is None else v for k, v in params.items() if k != "prompts" or v is not None}
-        spec += "&" + urlencode(query, safe="/")
+        spec += "&" + config.prompts.spec_query()
     return spec
 
 

@@ -313,3 +313,11 @@ def test_a_seller_recipe_needs_demo_sellers_and_is_not_trained_by_grpo(tmp_path:
     config = TrainConfig.model_validate(seller)
     with pytest.raises(ValueError, match="GRPO trains the buyer"):
         run_grpo(config)
+
+
+def test_prompt_settings_as_an_agent_spec_query() -> None:
+    prompts = load_config(CONFIGS / "cpu-smollm2.yaml").prompts
+    assert prompts.spec_query() == (
+        f"prompts={(CONFIGS / 'prompts' / 'compact').resolve()}&description_chars=0&features_chars=0"
+    )
+    assert TrainConfig().prompts.spec_query() == "description_chars=600&features_chars=400"

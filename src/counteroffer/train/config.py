@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -73,6 +74,11 @@ class PromptSettings(Section):
             "description_chars": self.description_chars,
             "features_chars": self.features_chars,
         }
+
+    def spec_query(self) -> str:
+        """These settings as the query of an ``hf:`` or ``openai:`` agent spec (``none`` = the full text)."""
+        params = {k: "none" if v is None else v for k, v in self.agent_params().items() if k != "prompts" or v}
+        return urlencode(params, safe="/")
 
 
 class LoraSettings(Section):
