@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import make_scenario, message
 
@@ -18,7 +19,7 @@ from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
-from counteroffer.train.grpo import run_grpo
+from counteroffer.train.grpo import grpo_prompts, run_grpo
 from counteroffer.train.sft import (
     IGNORE_INDEX,
     demonstration_tokens,
@@ -49,7 +50,9 @@ def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
     return ChatTokenizer(tokenizer)
 
 
-@pytest.mark.parametrize("name", ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "paper-qwen3-30b-a3b.yaml"])
+@pytest.mark.parametrize(
+    "name", ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "cpu-smollm2-vs-llm-seller.yaml", "paper-qwen3-30b-a3b.yaml"]
+)
 def test_shipped_configs_validate(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.grpo.group_size >= 2 and config.grpo.beta == 0.0
@@ -231,6 +234,14 @@ def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
     with pytest.raises(ValueError, match="either sellers"):
         TrainConfig.model_validate({"sft": {"seller": "scripted:linear", "sellers": ["scripted:linear"]}})
     assert TrainConfig().evaluation.sellers[0].spec == "scripted:linear"
+
+
+def test_grpo_oversamples_the_conflicting_interest_products() -> None:
+    walk_away = msgspec.structs.replace(make_scenario(budget=90, cost=100), scenario_id="ci")
+    bargain = msgspec.structs.replace(make_scenario(budget=160, cost=100), scenario_id="mi")
+    assert grpo_prompts([walk_away, bargain], conflicting_repeats=1) == ["ci", "mi"]
+    assert grpo_prompts([walk_away, bargain], conflicting_repeats=4) == ["ci"] * 4 + ["mi"]
+    assert TrainConfig().grpo.conflicting_repeats == 1
 
 
 def test_an_over_budget_deal_is_not_a_demonstration() -> None:

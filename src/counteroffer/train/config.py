@@ -164,6 +164,12 @@ class GRPOSettings(OptimSettings, SellerMixSection):
     )
     products_per_step: int = Field(64, ge=1, description="train products per optimizer step (the paper: 64)")
     group_size: int = Field(8, ge=2, description="rollouts per product; advantages are relative within it")
+    conflicting_repeats: int = Field(
+        1,
+        ge=1,
+        description="each conflicting-interest train product (budget below cost: the buyer should walk away) appears "
+        "this many times in the GRPO dataset; they are about 5% of the catalogue, too rare to learn from otherwise",
+    )
     steps: int = Field(60, ge=1, description="optimizer steps (the paper: about 60)")
     beta: float = Field(0.0, ge=0, description="KL coefficient to the initial model (the paper: 0)")
     temperature: float = Field(1.0, gt=0, description="buyer sampling temperature (the paper: 1.0)")

@@ -211,6 +211,12 @@ def _evaluation_callback(evaluation: HeldOutEvaluation, every: int):  # noqa: AN
     return EvaluateEvery()
 
 
+def grpo_prompts(scenarios: Sequence[Scenario], conflicting_repeats: int) -> list[str]:
+    """The GRPO dataset's prompts: every train scenario id once, the conflicting-interest ones
+    ``conflicting_repeats`` times (TRL's sampler shuffles them)."""
+    return [s.scenario_id for s in scenarios for _ in range(1 if s.mutual_interest else conflicting_repeats)]
+
+
 def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     """Train the buyer with multi-turn GRPO; returns the folder of the final checkpoint (``OUT/grpo/final``)."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; pinned minor
@@ -264,7 +270,7 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         vllm_tensor_parallel_size=settings.generation.vllm_tensor_parallel_size,
         log_completions=False,
     )
-    dataset = Dataset.from_dict({"prompt": [s.scenario_id for s in scenarios]})
+    dataset = Dataset.from_dict({"prompt": grpo_prompts(scenarios, settings.conflicting_repeats)})
     callbacks: list = [log]
     if config.evaluation.every_steps and is_main_process():
         evaluation = HeldOutEvaluation(config, validation, log)
