@@ -108,6 +108,12 @@ def test_table_numbers_match_hand_computed_values() -> None:
     assert low <= mi.reward.mean <= high and low < high
 
 
+@pytest.mark.parametrize("suite", sorted((Path(__file__).resolve().parents[1] / "configs").glob("suite-*.yaml")))
+def test_shipped_suites_validate(suite: Path) -> None:
+    config = load_suite(suite)
+    assert config.buyers and config.tables and all(table.name for table in config.tables)
+
+
 def test_table_markdown_shows_the_numbers() -> None:
     table = build_table("t1", "Table 1: neutral seller", [("", fixed_episodes())], oracle="oracle")
     text = table_markdown(table)
