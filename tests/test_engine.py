@@ -9,6 +9,7 @@ import torch
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.engine import CachedGenerator
 from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
+from counteroffer.train.generation import within_token_budget
 
 GREEDY = Sampling(temperature=0.0, max_new_tokens=10)
 HOT = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=10)
@@ -130,3 +131,17 @@ def test_bad_calls_are_refused(model_and_tokenizer) -> None:
     with pytest.raises(ValueError, match="seeds"):
         generator.generate([[1, 2]], GREEDY, [0, 1])
     assert generator.generate([], GREEDY, []) == []
+
+
+@pytest.mark.parametrize(
+    ("lengths", "budget", "runs"),
+    [
+        ([100, 200, 300], 4096, [[0, 1, 2]]),
+        ([240] * 5, 500, [[0, 1], [2, 3], [4]]),
+        ([300, 900, 100], 500, [[0], [1], [2]]),  # a prompt over the budget runs alone
+        ([250, 250], 500, [[0, 1]]),
+        ([], 500, []),
+    ],
+)
+def test_prompts_are_split_into_runs_that_fit_one_engine_step(lengths: list[int], budget: int, runs: list) -> None:
+    assert [list(run) for run in within_token_budget(lengths, budget)] == runs

@@ -34,7 +34,7 @@ from counteroffer.game.transcript import transcript_text
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
-from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator
+from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator, sync_by_reload_on_cpu
 from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
@@ -285,6 +285,8 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         rollout_func=EpisodeRollout(config, scenarios, sellers, log),
         callbacks=callbacks,
     )
+    if args.use_vllm and args.vllm_mode == "colocate":
+        sync_by_reload_on_cpu(trainer)
     if config.evaluation.every_steps and trainer.is_deepspeed_enabled:
         raise ValueError(
             "evaluation.every_steps generates with the in-process model, which DeepSpeed shards; set it "
