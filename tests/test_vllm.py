@@ -54,6 +54,48 @@ def checkpoint() -> Path:
     return ensure_bundled_checkpoint()
 
 
+# First in the file, so that the engines of the module's fixtures below are not yet holding memory.
+def test_grpo_with_the_colocated_vllm_backend_trains_on_the_cpu(
+    tmp_path: Path, shared_data: Path, checkpoint: Path
+) -> None:
+    """``generation.backend: vllm`` in colocate mode, for real, in its own process (``counteroffer train grpo``):
+    TRL builds the engine and syncs it before every step's rollout. TRL's own sync fails on this backend (a test
+    below shows where), so two finished steps mean the weights went through vLLM's reload; the sampling
+    log-probabilities agree with the trainer's. The bundled model is untrained, so every reward is -1 and the
+    update is zero: that an optimizer step's weights reach the engine is the last test of this file."""
+    pytest.importorskip("trl")
+    config = {
+        "out": str(tmp_path / "run"),
+        "data_root": str(shared_data),
+        "max_turns": 1,
+        "prompts": {"templates_dir": str(COMPACT), "description_chars": 0, "features_chars": 0},
+        "grpo": {
+            "init": str(checkpoint),
+            "sellers": ["scripted:linear"],
+            "products_per_step": 2,
+            "group_size": 2,
+            "steps": 2,
+            "per_device_batch_size": 2,
+            "max_new_tokens": 80,
+            "bf16": False,
+            "save_steps": 2,
+            "generation": {"backend": "vllm", "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.2},
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    result = run_cli("train", "grpo", path, timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run" / "grpo"
+    assert (run / "final" / "model.safetensors").is_file()
+    steps = [json.loads(line) for line in (run / LOG_FILE).read_text().splitlines()]
+    assert [s["step"] for s in steps if s["kind"] == "train"] == [1, 2]
+    for step in steps:
+        assert step["game"]["episodes"] == 4
+        # TRL's engine runs in the checkpoint's dtype (bfloat16), the trainer in float32: measured 0.002-0.03.
+        assert step["trainer"]["sampling/sampling_logp_difference/mean"] < 0.1
+
+
 @pytest.fixture(scope="module")
 def vllm_base_url(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     with vllm_server(checkpoint, tmp_path_factory.mktemp("vllm") / "serve.log", served_name=SERVED_NAME) as url:
@@ -170,45 +212,3 @@ def test_an_optimizer_step_reaches_the_colocated_engine_through_vllms_reload(col
     differences = _logprob_differences(model, prompts, fresh)
     assert max(differences) < LOGPROB_TOLERANCE, max(differences)
     assert sum(differences) / len(differences) < MEAN_LOGPROB_TOLERANCE
-
-
-def test_grpo_with_the_colocated_vllm_backend_trains_on_the_cpu(
-    tmp_path: Path, shared_data: Path, checkpoint: Path
-) -> None:
-    """``generation.backend: vllm`` in colocate mode, for real, in its own process (``counteroffer train grpo``, so
-    that the engines above do not count against the new engine's memory): TRL builds the engine and syncs it before
-    every step's rollout. TRL's own sync fails on this backend (the test above), so two finished steps mean the
-    weights went through vLLM's reload; the sampling log-probabilities agree with the trainer's. The bundled model is
-    untrained, so every reward is -1 and the update is zero: that an optimizer step's weights reach the engine is
-    the test above."""
-    pytest.importorskip("trl")
-    config = {
-        "out": str(tmp_path / "run"),
-        "data_root": str(shared_data),
-        "max_turns": 1,
-        "prompts": {"templates_dir": str(COMPACT), "description_chars": 0, "features_chars": 0},
-        "grpo": {
-            "init": str(checkpoint),
-            "sellers": ["scripted:linear"],
-            "products_per_step": 2,
-            "group_size": 2,
-            "steps": 2,
-            "per_device_batch_size": 2,
-            "max_new_tokens": 80,
-            "bf16": False,
-            "save_steps": 2,
-            "generation": {"backend": "vllm", "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.2},
-        },
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    result = run_cli("train", "grpo", path, timeout=1500)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "run" / "grpo"
-    assert (run / "final" / "model.safetensors").is_file()
-    steps = [json.loads(line) for line in (run / LOG_FILE).read_text().splitlines()]
-    assert [s["step"] for s in steps if s["kind"] == "train"] == [1, 2]
-    for step in steps:
-        assert step["game"]["episodes"] == 4
-        # TRL's engine runs in the checkpoint's dtype (bfloat16), the trainer in float32: measured 0.002-0.03.
-        assert step["trainer"]["sampling/sampling_logp_difference/mean"] < 0.1
