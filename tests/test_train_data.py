@@ -51,7 +51,8 @@ def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
 
 
 @pytest.mark.parametrize(
-    "name", ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "cpu-smollm2-vs-llm-seller.yaml", "paper-qwen3-30b-a3b.yaml"]
+    "name",
+    ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "cpu-smollm2-vs-llm-seller.yaml", "paper-qwen3-30b-a3b.yaml"],
 )
 def test_shipped_configs_validate(name: str) -> None:
     config = load_config(CONFIGS / name)
