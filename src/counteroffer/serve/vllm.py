@@ -27,21 +27,24 @@ import httpx
 # steps, and rewinding a seeded request's generator after a split prompt is CUDA-only ("RuntimeError: CPU Generator
 # does not use offset", seen at 32 seeded prompts of ~240 tokens).
 MAX_BATCHED_TOKENS = 32_768
-CPU_FRIENDLY_ARGS = (
-    "--enforce-eager",
-    "--gpu-memory-utilization",
-    "0.2",
-    "--kv-cache-memory-bytes",
-    str(2**30),
-    "--max-num-batched-tokens",
-    str(MAX_BATCHED_TOKENS),
-)
 ENGINE_KWARGS = {
     "enforce_eager": True,
     "gpu_memory_utilization": 0.2,
     "kv_cache_memory_bytes": 2**30,
     "max_num_batched_tokens": MAX_BATCHED_TOKENS,
 }
+
+
+def engine_cli_args(kwargs: dict[str, object]) -> tuple[str, ...]:
+    """``vllm.LLM`` keyword arguments as the server's command-line flags (``True`` is a bare flag)."""
+    args: list[str] = []
+    for name, value in kwargs.items():
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return tuple(args)
+
+
+CPU_FRIENDLY_ARGS = engine_cli_args(ENGINE_KWARGS)
 
 
 class VLLMServerError(RuntimeError):
