@@ -66,6 +66,7 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
             "per_device_batch_size": 4,
             "bf16": "auto",
             "save_steps": 1000,
+            "save_total_limit": 1,  # a checkpoint with its optimizer is 1.6 GB, and CI's disk is finite
         },
         "grpo": {
             "sellers": ["scripted:linear", "scripted:titfortat"],
@@ -77,6 +78,7 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
             "max_new_tokens": 96,
             "bf16": "auto",
             "save_steps": 1,
+            "save_total_limit": 1,
         },
         "evaluation": {"every_steps": 1, "sellers": ["scripted:linear", "scripted:conceder"]},
     }
