@@ -221,6 +221,13 @@ def test_suite_errors_name_the_file_and_field(tmp_path: Path) -> None:
         SuiteConfig.model_validate({**SUITE, "out": "x", "tables": SUITE["tables"][:1] * 2})
 
 
+def test_the_oracle_plays_only_against_scripted_sellers() -> None:
+    """It finds its best reply by simulating its seller; a model seller (the paper's LLM-seller tables) has none."""
+    config = SuiteConfig.model_validate({**SUITE, "out": "x"})
+    assert config.cell_buyers("scripted:linear") == [*SUITE["buyers"], "scripted:oracle"]
+    assert config.cell_buyers("hf:runs/cpu-seller/sft/final") == SUITE["buyers"]
+
+
 def test_every_suite_table_from_fixed_episodes(shared_data: Path, tmp_path: Path) -> None:
     """Tables 1-3 and the cross-catalogue table of a suite, read from cells holding hand-made episodes (under the
     keys the suite plans for the first two scenarios of each split)."""
@@ -233,24 +240,24 @@ def test_every_suite_table_from_fixed_episodes(shared_data: Path, tmp_path: Path
             "oracle": "oracle",
             "rollouts": 1,
             "tables": [
-                {"name": "t1", "title": "Table 1", "seller": "linear"},
-                {"name": "t2", "title": "Table 2", "seller": "boulware"},
-                {"name": "t3", "title": "Table 3", "seller": "linear", "personas": ["begging", "insulting"]},
-                {"name": "x", "title": "Catalogues", "seller": "linear", "catalogs": ["amazon", "craigslist"]},
+                {"name": "t1", "title": "Table 1", "seller": "scripted:linear"},
+                {"name": "t2", "title": "Table 2", "seller": "scripted:boulware"},
+                {"name": "t3", "title": "Table 3", "seller": "scripted:linear", "personas": ["begging", "insulting"]},
+                {"name": "x", "title": "Catalogues", "seller": "scripted:linear", "catalogs": ["amazon", "craigslist"]},
             ],
         }
     )
     # (catalogue, seller, persona) -> A's two rewards, the oracle's two rewards
     rewards = {
-        ("amazon", "linear", "neutral"): ((0.5, 0.1), (1.0, 0.8)),
-        ("amazon", "boulware", "neutral"): ((0.2, -1.0), (0.6, 0.6)),
-        ("amazon", "linear", "begging"): ((0.4, 0.4), (0.8, 0.8)),
-        ("amazon", "linear", "insulting"): ((0.0, 0.3), (0.5, 0.5)),
-        ("craigslist", "linear", "neutral"): ((0.9, 0.9), (0.05, 0.05)),  # a bound too small to share
+        ("amazon", "scripted:linear", "neutral"): ((0.5, 0.1), (1.0, 0.8)),
+        ("amazon", "scripted:boulware", "neutral"): ((0.2, -1.0), (0.6, 0.6)),
+        ("amazon", "scripted:linear", "begging"): ((0.4, 0.4), (0.8, 0.8)),
+        ("amazon", "scripted:linear", "insulting"): ((0.0, 0.3), (0.5, 0.5)),
+        ("craigslist", "scripted:linear", "neutral"): ((0.9, 0.9), (0.05, 0.05)),  # a bound too small to share
     }
     for (catalog, seller, persona), (mine, oracle) in rewards.items():
         ids = [s.scenario_id for s in load_scenarios(catalog, "test", data_root=shared_data, limit=2).scenarios]
-        folder = tmp_path / "cells" / f"{catalog}-test" / seller / persona
+        folder = tmp_path / "cells" / f"{catalog}-test" / seller.replace(":", "-") / persona
         folder.mkdir(parents=True)
         with EpisodeStore(folder / "episodes.jsonl") as store:
             for buyer, values in (("A", mine), ("oracle", oracle)):

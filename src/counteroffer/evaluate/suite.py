@@ -87,7 +87,9 @@ class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     out: Path = Field(description="suite folder: cells/, tables/, suite.json")
     buyers: list[str] = Field(min_length=1, description="buyer agent specs, one row each in every table")
-    oracle: str | None = Field(ORACLE_SPEC, description="upper-bound buyer played in every cell; null = none")
+    oracle: str | None = Field(
+        ORACLE_SPEC, description="upper-bound buyer played in every cell with a scripted seller; null = none"
+    )
     split: str = "test"
     rollouts: int = Field(4, ge=1, description="episodes per scenario and buyer")
     limit: int | None = Field(None, ge=1, description="use only the first K scenarios of each split")
@@ -105,9 +107,11 @@ class SuiteConfig(BaseModel):
             raise ValueError(f"table names must be unique; repeated: {', '.join(duplicated)}")
         return self
 
-    @property
-    def all_buyers(self) -> list[str]:
-        return self.buyers + ([self.oracle] if self.oracle and self.oracle not in self.buyers else [])
+    def cell_buyers(self, seller: str) -> list[str]:
+        """The buyers of a cell against ``seller``: the oracle joins only against a scripted seller, the one kind it
+        can simulate to find its best reply."""
+        plays_oracle = self.oracle and self.oracle not in self.buyers and seller.startswith("scripted:")
+        return self.buyers + ([self.oracle] if plays_oracle else [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +169,7 @@ def run_suite(
             if cell in results:
                 continue
             bench = BenchConfig(
-                buyers=config.all_buyers,
+                buyers=config.cell_buyers(cell.seller),
                 seller=cell.seller,
                 persona=cell.persona,
                 catalog=cell.catalog,  # type: ignore[arg-type]
@@ -203,5 +207,7 @@ def cell_records(config: SuiteConfig, cell: Cell, scenarios: Sequence[Scenario] 
         return []
     if scenarios is None:
         scenarios = load_scenarios(cell.catalog, cell.split, data_root=config.data_root, limit=cell.limit).scenarios
-    jobs = plan_jobs(scenarios, config.all_buyers, cell.seller, cell.persona, config.rollouts, config.seed)
+    jobs = plan_jobs(
+        scenarios, config.cell_buyers(cell.seller), cell.seller, cell.persona, config.rollouts, config.seed
+    )
     return [records[job.key] for job in jobs if job.key in records]
