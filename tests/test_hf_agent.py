@@ -170,3 +170,6 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_spec_error(tmp_path: Path) -> 
 
     with pytest.raises(AgentSpecError, match="cannot load model"):
         make_agent(f"hf:{tmp_path / 'no-such-checkpoint'}", Role.BUYER)
+    # A relative run folder that is not there is named as a missing folder, not as a bad hub repository id.
+    with pytest.raises(AgentSpecError, match="no checkpoint folder .*runs/none/grpo/final: train it first"):
+        make_agent("hf:runs/none/grpo/final", Role.BUYER)

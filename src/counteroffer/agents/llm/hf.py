@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -25,9 +26,19 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<
 
 
 def resolve_model_path(model: str) -> str:
-    """A model id or path for ``from_pretrained``; the bundled alias becomes its converted checkpoint."""
+    """A model id or path for ``from_pretrained``; the bundled alias becomes its converted checkpoint.
+
+    A name that can only be a folder (``./x``, ``/x``, ``~/x``, or more than one ``/``: a hub id has one) and is
+    not one is reported as a missing folder, not as the hub's complaint about repository names."""
     if model.lower() in BUNDLED_ALIASES:
         return str(ensure_bundled_checkpoint())
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"no checkpoint folder {path.resolve()}: train it first (`counteroffer train ...`) or fix the path"
+            )
+        return str(path)
     return model
 
 
