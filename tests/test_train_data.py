@@ -50,13 +50,24 @@ def chat_tokenizer(model_and_tokenizer) -> ChatTokenizer:
     return ChatTokenizer(tokenizer)
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["cpu-smollm2.yaml", "cpu-smollm2-seller.yaml", "cpu-smollm2-vs-llm-seller.yaml", "paper-qwen3-30b-a3b.yaml"],
-)
+TRAINING_CONFIGS = sorted(path.name for path in CONFIGS.glob("*.yaml") if not path.name.startswith("suite-"))
+
+
+def test_the_shipped_training_configs_are_found() -> None:
+    assert {"cpu-smollm2.yaml", "paper-qwen3-30b-a3b.yaml"} <= set(TRAINING_CONFIGS)
+
+
+@pytest.mark.parametrize("name", TRAINING_CONFIGS)
 def test_shipped_configs_validate(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.grpo.group_size >= 2 and config.grpo.beta == 0.0
+
+
+def test_keeping_the_best_policy_needs_a_validation_curve(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("evaluation:\n  keep_best: true\n")
+    with pytest.raises(ConfigError, match="keep_best picks a step by the validation curve"):
+        load_config(path)
 
 
 def test_config_errors_name_the_file_and_field(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from counteroffer.agents import TurnRequest, make_agent
+from counteroffer.agents.llm.factory import AGENT_DEFAULTS_FILE
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.train.logs import LOG_FILE
@@ -80,7 +81,7 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
             "save_steps": 1,
             "save_total_limit": 1,
         },
-        "evaluation": {"every_steps": 1, "sellers": ["scripted:linear", "scripted:conceder"]},
+        "evaluation": {"every_steps": 1, "sellers": ["scripted:linear", "scripted:conceder"], "keep_best": True},
     }
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -131,6 +132,16 @@ def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_bu
     validation = [e for e in log if e["kind"] == "eval"]
     assert [e["step"] for e in validation] == [1, 2]
     assert all(e["game"]["episodes"] == 4 for e in validation)  # the 4 held-out products, every time
+    # keep_best: the first step with the highest held-out reward, across the resume; at step 2 it is the final policy
+    best = json.loads((run / "grpo" / "best" / "validation.json").read_text())
+    top = max(e["game"]["reward"] for e in validation)
+    assert best["game"]["reward"] == top
+    assert best["step"] == next(e["step"] for e in validation if e["game"]["reward"] == top)
+    if best["step"] == 2:
+        best_weights = load_file(run / "grpo" / "best" / "model.safetensors")
+        final_weights = load_file(run / "grpo" / "final" / "model.safetensors")
+        assert all((best_weights[name] == final_weights[name]).all() for name in final_weights)
+    assert json.loads((run / "grpo" / "best" / AGENT_DEFAULTS_FILE).read_text())["max_new_tokens"] == 96
     for entry in (e for e in log if e["kind"] == "train"):
         game = entry["game"]
         assert game["episodes"] == 8

@@ -197,6 +197,17 @@ class EvaluationSettings(SellerMixSection):
     rollouts: int = Field(1, ge=1, description="episodes per scenario")
     temperature: float = Field(1.0, ge=0, description="buyer temperature during evaluation (0 = greedy)")
     max_batch: int = Field(64, ge=1, description="sequences per generate call")
+    keep_best: bool = Field(
+        False,
+        description="also save the policy with the best held-out reward so far to OUT/grpo/best (its step and "
+        "metrics in best/validation.json); OUT/grpo/final stays the last step",
+    )
+
+    @model_validator(mode="after")
+    def _best_needs_a_curve(self) -> EvaluationSettings:
+        if self.keep_best and not self.every_steps:
+            raise ValueError("evaluation.keep_best picks a step by the validation curve: set evaluation.every_steps")
+        return self
 
 
 class TrainConfig(Section):

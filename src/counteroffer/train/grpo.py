@@ -36,7 +36,7 @@ from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator, sync_by_reload_on_cpu
 from counteroffer.train.logs import TrainLog
-from counteroffer.train.model import load_trainable, peft_config, save_final
+from counteroffer.train.model import BestPolicy, load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
 from counteroffer.train.stage import is_main_process, resolve_bf16, start_stage, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer
@@ -200,13 +200,15 @@ class HeldOutEvaluation:
         return entry["game"]
 
 
-def _evaluation_callback(evaluation: HeldOutEvaluation, every: int):  # noqa: ANN202
+def _evaluation_callback(evaluation: HeldOutEvaluation, every: int, best: BestPolicy | None):  # noqa: ANN202
     from transformers import TrainerCallback
 
     class EvaluateEvery(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):  # noqa: ANN001, ANN201
             if state.global_step % every == 0 and state.is_world_process_zero:
-                evaluation.evaluate(model, processing_class, state.global_step)
+                game = evaluation.evaluate(model, processing_class, state.global_step)
+                if best is not None:
+                    best.offer(model, processing_class, state.global_step, game)
 
     return EvaluateEvery()
 
@@ -274,7 +276,8 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     callbacks: list = [log]
     if config.evaluation.every_steps and is_main_process():
         evaluation = HeldOutEvaluation(config, validation, log)
-        callbacks.append(_evaluation_callback(evaluation, config.evaluation.every_steps))
+        best = BestPolicy(out, config.prompts, settings.max_new_tokens) if config.evaluation.keep_best else None
+        callbacks.append(_evaluation_callback(evaluation, config.evaluation.every_steps, best))
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[negotiation_reward],
