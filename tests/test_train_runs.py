@@ -186,7 +186,7 @@ def test_grpo_runs_in_two_processes_under_accelerate_launch(run_config: Path, tm
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "counteroffer", "train", "grpo", str(run_config),
         "--set", f"out={out}", "--set", f"grpo.init={sft_final}", "--set", "grpo.per_device_batch_size=2",
-        "--set", "evaluation.every_steps=0",
+        "--set", "evaluation.every_steps=0", "--set", "evaluation.keep_best=false",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -203,7 +203,8 @@ def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step
     continues from checkpoint-2, plays step 3 again, and the log has each step once."""
     out = tmp_path / "killed"
     sets = ["--set", f"out={out}", "--set", f"grpo.init={run_config.parent / 'run' / 'sft' / 'final'}",
-            "--set", "grpo.steps=4", "--set", "grpo.save_steps=2", "--set", "evaluation.every_steps=0"]  # fmt: skip
+            "--set", "grpo.steps=4", "--set", "grpo.save_steps=2", "--set", "evaluation.every_steps=0",
+            "--set", "evaluation.keep_best=false"]  # fmt: skip
     from conftest import CLI
 
     stderr = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe nobody reads while it fills

@@ -206,7 +206,10 @@ class EvaluationSettings(SellerMixSection):
     @model_validator(mode="after")
     def _best_needs_a_curve(self) -> EvaluationSettings:
         if self.keep_best and not self.every_steps:
-            raise ValueError("evaluation.keep_best picks a step by the validation curve: set evaluation.every_steps")
+            raise ValueError(
+                "evaluation.keep_best picks a step by the validation curve: set evaluation.every_steps, "
+                "or keep_best: false"
+            )
         return self
 
 
