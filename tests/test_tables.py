@@ -326,3 +326,33 @@ def test_a_mixture_table_pools_its_sellers_cells(shared_data: Path, tmp_path: Pa
     assert mixture.rows[-1].is_oracle and mixture.rows[0].oracle_reward == mixture.rows[-1].summary.overall.reward.mean
     with pytest.raises(ValueError, match="either seller"):
         SuiteConfig.model_validate({**config.model_dump(), "tables": [{"name": "x", "title": "x"}]})
+
+
+def test_evaluate_against_a_reference_pairs_the_same_episodes(shared_data: Path, tmp_path: Path) -> None:
+    """`evaluate --against`: each buyer's reward minus the reference's, episode by episode over the same products
+    and sellers; the mean of the differences is the difference of the table's means."""
+    out = tmp_path / "out"
+    suite = tmp_path / "suite.yaml"
+    buyers = ["scripted:anchor", "scripted:anchor?opening=0.3", "scripted:naive"]
+    suite.write_text(yaml.safe_dump({
+        "buyers": buyers, "rollouts": 1, "limit": 12, "max_turns": 4, "out": str(out), "data_root": str(shared_data),
+        "tables": [{"name": "mix", "title": "Mix", "sellers": ["scripted:linear", "scripted:titfortat"]}],
+    }))  # fmt: skip
+    refused = run_cli("evaluate", suite, "--against", "scripted:nobody")
+    assert refused.returncode != 0 and "not a buyer of this suite" in refused.stderr
+    assert not (out / "cells").exists()  # refused before any episode was played
+
+    result = run_cli("evaluate", suite, "--against", "scripted:anchor")
+    assert result.returncode == 0, result.stderr
+    assert "Paired differences from scripted:anchor" in result.stdout
+    [table] = json.loads((out / "tables.json").read_text())
+    means = {row["summary"]["buyer"]: row["summary"]["overall"]["reward"]["mean"] for row in table["rows"]}
+    paired = {row["buyer"]: row for row in json.loads((out / "paired.json").read_text())}
+    assert set(paired) == set(buyers[1:])
+    for buyer, row in paired.items():
+        difference = row["difference"]
+        assert row["table"] == "mix" and row["reference"] == "scripted:anchor" and difference["n"] == 24
+        assert difference["mean"] == pytest.approx(means[buyer] - means["scripted:anchor"])
+        assert difference["ci_low"] <= difference["mean"] <= difference["ci_high"]
+        assert row["better"] + row["worse"] <= 24
+    assert paired["scripted:naive"]["worse"] > paired["scripted:naive"]["better"]  # it pays the asking price

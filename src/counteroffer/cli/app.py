@@ -15,17 +15,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from counteroffer.agents.base import AgentSpecError
+from counteroffer.analysis.paired import PAIRED_FILE, check_reference, paired_differences
 from counteroffer.analysis.phases import PhaseRules, analyse_run, phase_bands
 from counteroffer.analysis.tables import suite_tables, write_tables
 from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.cli.render import bench_table, paper_table, phase_table, seller_play_table, transcript
+from counteroffer.cli.render import (
+    bench_table,
+    paired_table,
+    paper_table,
+    phase_table,
+    seller_play_table,
+    transcript,
+)
 from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
+from counteroffer.files import write_text_atomic
 from counteroffer.rollout.store import EpisodeStoreError, read_episodes
 
 app = typer.Typer(
@@ -392,6 +401,14 @@ def train_show_config(config: ConfigArgument, overrides: SetOption = None) -> No
 def evaluate(
     suite: Annotated[Path, typer.Argument(help="suite file (YAML), e.g. configs/suite-cpu.yaml")],
     overrides: SetOption = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="a buyer of the suite: also print every other buyer's paired reward difference from it (same "
+            "products, sellers, personas and rollouts) and write OUT/paired.json",
+        ),
+    ] = None,
 ) -> None:
     """Run an evaluation suite (every buyer against each table's sellers, personas and catalogues) and print and
     write the paper's tables: OUT/tables.md and OUT/tables.json.
@@ -400,6 +417,8 @@ def evaluate(
     """
     try:
         config = load_suite(suite, _overrides(overrides))
+        if against is not None:  # before hours of play, not after
+            check_reference(config, against)
         with Progress(*PROGRESS_COLUMNS, console=errors, transient=True) as progress:
             task = progress.add_task("cell", total=None)
 
@@ -414,6 +433,12 @@ def evaluate(
         console.print(paper_table(table))
     markdown, data = write_tables(config.out, tables)
     console.print(f"[dim]{markdown} · {data} · episodes under {config.out / 'cells'}[/]")
+    if against is not None:
+        differences = paired_differences(config, against)
+        console.print(paired_table(differences))
+        path = config.out / PAIRED_FILE
+        write_text_atomic(path, json.dumps([row.model_dump(mode="json") for row in differences], indent=2) + "\n")
+        console.print(f"[dim]{path}[/]")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from counteroffer.analysis.paired import PairedDifference
 from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.analysis.trajectory import offer_trajectory
@@ -149,6 +150,22 @@ def seller_play_table(rows: Sequence[SellerPlay]) -> Table:
             row.deal_rate.format(1, percent=True),
             row.seller_reward.format(),
         )
+    return table
+
+
+def paired_table(rows: Sequence[PairedDifference]) -> Table:
+    """Each buyer's paired reward difference from the reference, per suite table."""
+    title = f"Paired differences from {rows[0].reference}" if rows else "Paired differences"
+    table = Table(title=title, title_justify="left", caption="same product, seller, persona and rollout; 95% bootstrap")
+    table.add_column("table")
+    table.add_column("buyer", no_wrap=True)
+    for name in ("pairs", "reward difference", "95% interval", "better", "worse"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        estimate = row.difference
+        interval = "–" if estimate.ci_low is None else f"[{estimate.ci_low:+.3f}, {estimate.ci_high:+.3f}]"
+        mean = "–" if estimate.mean is None else f"{estimate.mean:+.3f}"
+        table.add_row(row.table, row.buyer, str(estimate.n), mean, interval, str(row.better), str(row.worse))
     return table
 
 

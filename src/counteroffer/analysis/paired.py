@@ -1,0 +1,75 @@
+"""Paired comparisons within one evaluation suite: each buyer's reward minus a reference buyer's, episode by
+episode, over the episodes both played with the same product, seller, persona and rollout (a suite seeds them
+alike). When two buyers meet the same products, most of the spread of their rewards is the products'; the paired
+difference removes it, so its interval is far tighter than the two buyers' unpaired intervals side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from counteroffer.catalog.models import Scenario
+from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.evaluate.stats import Estimate, bootstrap_mean
+from counteroffer.evaluate.suite import Cell, SuiteConfig, cell_records, table_cells
+from counteroffer.game.records import EpisodeStatus
+
+PAIRED_FILE = "paired.json"
+
+
+class PairedDifference(BaseModel):
+    table: str
+    buyer: str
+    reference: str
+    difference: Estimate  # the mean of (buyer − reference) over the paired episodes, with its bootstrap interval
+    better: int  # pairs the buyer won
+    worse: int  # pairs the reference won
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    cell: Cell
+    scenario_id: str
+    rollout_index: int
+
+
+def check_reference(config: SuiteConfig, reference: str) -> None:
+    if reference not in config.buyers:
+        raise ValueError(f"{reference!r} is not a buyer of this suite; its buyers: {', '.join(config.buyers)}")
+
+
+def paired_differences(config: SuiteConfig, reference: str) -> list[PairedDifference]:
+    """Every other buyer against ``reference``, per table of the suite, from the episodes played so far (errored
+    ones left out)."""
+    check_reference(config, reference)
+    splits: dict[tuple[str, str, int | None], Sequence[Scenario]] = {}
+    differences = []
+    for table in config.tables:
+        rewards: dict[str, dict[_Pair, float]] = {}
+        for _, cell in table_cells(config, table):
+            split = (cell.catalog, cell.split, cell.limit)
+            if split not in splits:
+                splits[split] = load_scenarios(*split[:2], data_root=config.data_root, limit=cell.limit).scenarios
+            for record in cell_records(config, cell, splits[split]):
+                if record.status is EpisodeStatus.OK:
+                    pair = _Pair(cell, record.scenario.scenario_id, record.rollout_index)
+                    rewards.setdefault(record.buyer, {})[pair] = record.reward
+        base = rewards.get(reference, {})
+        for buyer in config.buyers:
+            if buyer == reference or buyer not in rewards:
+                continue
+            deltas = [rewards[buyer][pair] - base[pair] for pair in rewards[buyer].keys() & base.keys()]
+            differences.append(
+                PairedDifference(
+                    table=table.name,
+                    buyer=buyer,
+                    reference=reference,
+                    difference=bootstrap_mean(deltas, seed=config.seed),
+                    better=sum(delta > 0 for delta in deltas),
+                    worse=sum(delta < 0 for delta in deltas),
+                )
+            )
+    return differences
