@@ -6,16 +6,14 @@ difference removes it, so its interval is far tighter than the two buyers' unpai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from counteroffer.catalog.models import Scenario
-from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.analysis.tables import suite_records
 from counteroffer.evaluate.stats import Estimate, bootstrap_mean
-from counteroffer.evaluate.suite import Cell, SuiteConfig, cell_records, table_cells
-from counteroffer.game.records import EpisodeStatus
+from counteroffer.evaluate.suite import Cell, SuiteConfig, table_cells
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 
 PAIRED_FILE = "paired.json"
 
@@ -41,19 +39,18 @@ def check_reference(config: SuiteConfig, reference: str) -> None:
         raise ValueError(f"{reference!r} is not a buyer of this suite; its buyers: {', '.join(config.buyers)}")
 
 
-def paired_differences(config: SuiteConfig, reference: str) -> list[PairedDifference]:
+def paired_differences(
+    config: SuiteConfig, reference: str, records: dict[Cell, list[EpisodeRecord]] | None = None
+) -> list[PairedDifference]:
     """Every other buyer against ``reference``, per table of the suite, from the episodes played so far (errored
-    ones left out)."""
+    ones left out); ``records``: :func:`~counteroffer.analysis.tables.suite_records`, if read already."""
     check_reference(config, reference)
-    splits: dict[tuple[str, str, int | None], Sequence[Scenario]] = {}
+    records = suite_records(config) if records is None else records
     differences = []
     for table in config.tables:
         rewards: dict[str, dict[_Pair, float]] = {}
         for _, cell in table_cells(config, table):
-            split = (cell.catalog, cell.split, cell.limit)
-            if split not in splits:
-                splits[split] = load_scenarios(*split[:2], data_root=config.data_root, limit=cell.limit).scenarios
-            for record in cell_records(config, cell, splits[split]):
+            for record in records[cell]:
                 if record.status is EpisodeStatus.OK:
                     pair = _Pair(cell, record.scenario.scenario_id, record.rollout_index)
                     rewards.setdefault(record.buyer, {})[pair] = record.reward

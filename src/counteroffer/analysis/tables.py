@@ -131,9 +131,9 @@ def table_markdown(table: PaperTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def suite_tables(config: SuiteConfig) -> list[PaperTable]:
-    """Every table of a suite, from the episodes its cells hold now (a partly run suite gives partial tables).
-    Each cell's file is read once and each split loaded once, however many tables share them."""
+def suite_records(config: SuiteConfig) -> dict[Cell, list[EpisodeRecord]]:
+    """The episodes every cell of a suite holds now. Each cell's file is read once and each split loaded once,
+    however many tables share them."""
     splits: dict[tuple[str, str, int | None], list[Scenario]] = {}
     records: dict[Cell, list[EpisodeRecord]] = {}
     for table in config.tables:
@@ -143,6 +143,13 @@ def suite_tables(config: SuiteConfig) -> list[PaperTable]:
                 if split not in splits:
                     splits[split] = load_scenarios(*split[:2], data_root=config.data_root, limit=cell.limit).scenarios
                 records[cell] = cell_records(config, cell, splits[split])
+    return records
+
+
+def suite_tables(config: SuiteConfig, records: dict[Cell, list[EpisodeRecord]] | None = None) -> list[PaperTable]:
+    """Every table of a suite, from the episodes its cells hold now (a partly run suite gives partial tables);
+    ``records``: :func:`suite_records`, if the caller has read them already."""
+    records = suite_records(config) if records is None else records
     tables = []
     for table in config.tables:
         conditions: dict[str, list[EpisodeRecord]] = {}

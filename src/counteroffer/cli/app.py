@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from counteroffer.agents.base import AgentSpecError
 from counteroffer.analysis.paired import PAIRED_FILE, check_reference, paired_differences
 from counteroffer.analysis.phases import PhaseRules, analyse_run, phase_bands
-from counteroffer.analysis.tables import suite_tables, write_tables
+from counteroffer.analysis.tables import suite_records, suite_tables, write_tables
 from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
 from counteroffer.catalog.loaders import CatalogError
 from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
@@ -428,13 +428,14 @@ def evaluate(
             run_suite(config, on_cell=cell_started, on_episode=lambda _: progress.advance(task))
     except USER_ERRORS as exc:
         _fail(exc)
-    tables = suite_tables(config)
+    records = suite_records(config)  # read once for the tables and the paired differences
+    tables = suite_tables(config, records)
     for table in tables:
         console.print(paper_table(table))
     markdown, data = write_tables(config.out, tables)
     console.print(f"[dim]{markdown} · {data} · episodes under {config.out / 'cells'}[/]")
     if against is not None:
-        differences = paired_differences(config, against)
+        differences = paired_differences(config, against, records)
         console.print(paired_table(differences))
         path = config.out / PAIRED_FILE
         write_text_atomic(path, json.dumps([row.model_dump(mode="json") for row in differences], indent=2) + "\n")

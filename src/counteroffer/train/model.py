@@ -76,10 +76,10 @@ class BestPolicy:
         record = self.target / BEST_FILE
         self.reward = json.loads(record.read_text())["game"]["reward"] if record.is_file() else -math.inf
 
-    def offer(self, model, tokenizer, step: int, game: dict[str, Any]) -> bool:  # noqa: ANN001
-        """Save ``model`` if its held-out reward beats the best so far; whether it did."""
+    def offer(self, model, tokenizer, step: int, game: dict[str, Any]) -> None:  # noqa: ANN001
+        """Save ``model`` if its held-out reward beats the best so far."""
         if game["reward"] is None or game["reward"] <= self.reward:
-            return False
+            return
         if hasattr(model, "merge_and_unload"):  # merge into a copy: the adapters keep training
             model = copy.deepcopy(model).merge_and_unload()
         partial = self.target.with_name(self.target.name + ".partial")  # a kill mid-save keeps the previous best
@@ -89,4 +89,3 @@ class BestPolicy:
         shutil.rmtree(self.target, ignore_errors=True)
         partial.rename(self.target)
         self.reward = game["reward"]
-        return True
