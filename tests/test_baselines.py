@@ -42,6 +42,29 @@ def test_a_mixture_draws_every_seller_deterministically_and_refuses_duplicates()
         SellerMixture([])
 
 
+def test_a_weighted_mixture_draws_in_proportion_and_keeps_the_uniform_draw_of_equal_weights() -> None:
+    uniform = SellerMixture([SellerChoice(spec=s) for s in SELLERS])
+    doubled = SellerMixture([SellerChoice(spec=s, weight=2.0) for s in SELLERS])
+    keys = [f"product-{i}" for i in range(3000)]
+    assert [doubled.draw(k, seed=0).spec for k in keys] == [uniform.draw(k, seed=0).spec for k in keys]
+    leaning = SellerMixture(
+        [SellerChoice(spec=SELLERS[0]), SellerChoice(spec=SELLERS[1], weight=2.0), SellerChoice(spec=SELLERS[2])]
+    )
+    draws = [leaning.draw(k, seed=0) for k in keys]
+    assert draws == [leaning.draw(k, seed=0) for k in keys]
+    shares = {choice.spec: draws.count(choice) / len(keys) for choice in leaning.choices}
+    assert shares[SELLERS[1]] == pytest.approx(0.5, abs=0.04), shares
+    assert shares[SELLERS[0]] == pytest.approx(0.25, abs=0.04) and shares[SELLERS[2]] == pytest.approx(0.25, abs=0.04)
+    assert leaning.agent(SellerChoice(spec=SELLERS[1])) is leaning.agent(leaning.choices[1])  # found by spec, persona
+    assert SellerChoice.model_validate({"spec": SELLERS[1], "weight": 2}) == leaning.choices[1]
+    with pytest.raises(ValueError, match="weight instead"):
+        SellerMixture([SellerChoice(spec="scripted:linear"), SellerChoice(spec="scripted:linear", weight=3.0)])
+    with pytest.raises(ValueError, match="greater than 0"):
+        SellerChoice(spec="scripted:linear", weight=0)
+    with pytest.raises(ValueError, match="drop the weights"):
+        BaselineSearch(sellers=[SellerChoice(spec=SELLERS[0], weight=2.0), SELLERS[1]])
+
+
 @pytest.fixture(scope="module")
 def search_result(shared_data: Path, tmp_path_factory):
     search = BaselineSearch(

@@ -70,7 +70,8 @@ def run_config(tmp_path_factory, shared_data: Path) -> Path:
             "save_total_limit": 1,  # a checkpoint with its optimizer is 1.6 GB, and CI's disk is finite
         },
         "grpo": {
-            "sellers": ["scripted:linear", "scripted:titfortat"],
+            # weighted: the agent of a weighted seller is found by its spec and persona
+            "sellers": ["scripted:linear", {"spec": "scripted:titfortat", "weight": 2}],
             "products_per_step": 2,
             "group_size": 4,
             "steps": 1,

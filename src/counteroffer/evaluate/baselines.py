@@ -24,7 +24,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
@@ -59,6 +59,16 @@ class BaselineSearch(BaseModel):
     max_turns: int = Field(4, ge=1)
     seed: int = 0
     data_root: str | None = None
+
+    @field_validator("sellers")
+    @classmethod
+    def _unweighted(cls, sellers: list[SellerChoice]) -> list[SellerChoice]:
+        if len({seller.weight for seller in sellers}) > 1:
+            raise ValueError(
+                "the baseline search plays every seller on every product, so seller weights would not change it: "
+                "drop the weights (they shape training draws only)"
+            )
+        return sellers
 
 
 INTERVAL_ROWS = 10  # the leaders get a bootstrap interval (enough to see whether the winner is clear)

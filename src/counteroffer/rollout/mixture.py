@@ -4,12 +4,15 @@ A single scripted seller is easy to exploit (against a time-dependent seller, wa
 and model selection can draw the opponent per product from several. The draw is a pure function of a key (the
 product, and for GRPO the step) and the base seed, so a resumed run and every process of a multi-process run
 draw the same seller, and every episode of one GRPO group meets the same seller: the group baseline then compares
-like with like.
+like with like. A seller's ``weight`` makes it drawn more or less often (a curriculum that leans on the seller a
+policy loses to); the draw of equal weights is the uniform one, so unweighted runs replay as before.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import TypeVar
@@ -26,11 +29,14 @@ _LABEL = re.compile(r"^(?P<spec>.+?)\s+\((?P<persona>[\w-]+)\)$")
 
 class SellerChoice(BaseModel):
     """One seller of a mixture: a spec string (neutral persona), its :attr:`label` ``"SPEC (PERSONA)"``, or in
-    YAML ``{spec: ..., persona: ...}``."""
+    YAML ``{spec: ..., persona: ..., weight: ...}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     spec: str = Field(description="seller agent spec, e.g. scripted:titfortat or openai:MODEL@URL")
     persona: str = Field("neutral", description="seller persona")
+    weight: float = Field(
+        1.0, gt=0, description="how often it is drawn relative to the others' weights (the draw's odds, not a label)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -46,13 +52,24 @@ class SellerChoice(BaseModel):
         return self.spec if self.persona == "neutral" else f"{self.spec} ({self.persona})"
 
 
-def draw(options: Sequence[T], key: str, seed: int, what: str) -> T:
-    """One of ``options`` for ``key``: uniform, and a pure function of ``(seed, what, key)`` (``what`` names the
-    kind of draw, so that drawing a seller and drawing a buyer for one key are independent)."""
+def draw(options: Sequence[T], key: str, seed: int, what: str, weights: Sequence[float] | None = None) -> T:
+    """One of ``options`` for ``key``: uniform (or in proportion to ``weights``), and a pure function of
+    ``(seed, what, key)`` (``what`` names the kind of draw, so that drawing a seller and drawing a buyer for one key
+    are independent)."""
     if len(options) == 1:
         return options[0]
-    digest = hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest()
-    return options[int.from_bytes(digest, "big") % len(options)]
+    digest = int.from_bytes(hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest(), "big")
+    if weights is None or len(set(weights)) == 1:
+        return options[digest % len(options)]
+    if len(weights) != len(options):
+        raise ValueError(f"{len(weights)} weights for {len(options)} options")
+    bounds = list(itertools.accumulate(weights))
+    return options[min(bisect.bisect_right(bounds, digest / 2**64 * bounds[-1]), len(options) - 1)]
+
+
+def draw_seller(choices: Sequence[SellerChoice], key: str, seed: int) -> SellerChoice:
+    """The seller of ``choices`` that ``key`` meets, in proportion to their weights."""
+    return draw(choices, key, seed, "seller", [choice.weight for choice in choices])
 
 
 class SellerMixture:
@@ -61,17 +78,19 @@ class SellerMixture:
     def __init__(self, choices: Sequence[SellerChoice]) -> None:
         if not choices:
             raise ValueError("a seller mixture needs at least one seller")
-        if len(set(choices)) != len(choices):
-            raise ValueError(f"a seller mixture lists a seller twice: {[c.label for c in choices]}")
+        labels = [c.label for c in choices]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"a seller mixture lists a seller twice (give it a weight instead): {labels}")
         self.choices = tuple(choices)
-        self.agents: dict[SellerChoice, Agent] = {c: make_agent(c.spec, Role.SELLER, c.persona) for c in choices}
+        self.agents: dict[str, Agent] = {c.label: make_agent(c.spec, Role.SELLER, c.persona) for c in choices}
 
     def draw(self, key: str, seed: int) -> SellerChoice:
-        """The seller that ``key`` meets: uniform over the mixture, stable across runs and processes."""
-        return draw(self.choices, key, seed, "seller")
+        """The seller that ``key`` meets, in proportion to the weights; stable across runs and processes."""
+        return draw_seller(self.choices, key, seed)
 
     def agent(self, choice: SellerChoice) -> Agent:
-        return self.agents[choice]
+        """The agent of ``choice``'s spec and persona (its weight does not name it)."""
+        return self.agents[choice.label]
 
     def close(self) -> None:
         for agent in self.agents.values():

@@ -41,8 +41,8 @@ class SellerMixSection(Section):
     sellers: list[SellerChoice] = Field(
         default_factory=lambda: [SellerChoice(spec="scripted:linear")],
         min_length=1,
-        description="sellers drawn per product (uniformly, seeded; a GRPO group meets one seller); each a spec "
-        "string or {spec, persona}; always regulated by the game",
+        description="sellers drawn per product (seeded, uniformly unless weighted; a GRPO group meets one seller); "
+        "each a spec string or {spec, persona, weight}; always regulated by the game",
     )
 
     @model_validator(mode="before")

@@ -31,7 +31,7 @@ from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
 from counteroffer.game.reward import PRICE_TOLERANCE
-from counteroffer.rollout.mixture import draw
+from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.model import load_trainable, peft_config, save_final
@@ -81,7 +81,7 @@ def _demonstration_jobs(config: TrainConfig, scenarios: list[Scenario]) -> list[
             seed = episode_seed(config.seed, scenario.scenario_id, index)
             if config.role is Role.BUYER:
                 for spec in settings.demo_buyers:
-                    choice = draw(settings.sellers, f"sft|{spec}|{scenario.scenario_id}|{index}", config.seed, "seller")
+                    choice = draw_seller(settings.sellers, f"sft|{spec}|{scenario.scenario_id}|{index}", config.seed)
                     jobs.append(EpisodeJob(spec, choice.spec, choice.persona, scenario, index, seed))
             else:
                 for teacher in settings.demo_sellers:
