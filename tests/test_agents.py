@@ -402,6 +402,20 @@ def test_the_reader_meets_tit_for_tat_halfway_and_its_thoughts_do_the_arithmetic
     assert mirrored > len(titfortat) // 2
 
 
+def test_a_reader_opening_at_a_hundredth_gets_more_from_tit_for_tat(test_split: list[Scenario]) -> None:
+    """Tit-for-tat gives back each dollar the buyer concedes, so the deal lands near the middle of the first offer
+    and the seller's counter: the lower the opening, the lower the price (the lever measured for the CPU recipe's
+    teacher). Its first Thought names the arithmetic a student imitates: move the decimal point two places."""
+    low = play(test_split, "scripted:reader?opening=0.01", "scripted:titfortat", rollouts=1)
+    check_invariants(low)
+    for record in low.values():
+        first, budget = record.messages[0], record.scenario.budget
+        assert first.action.price == max(0.01, floor_cents(budget / 100))
+        assert _money(first.thought) == [round(budget, 2), first.action.price] and "a hundredth is" in first.thought
+    tenth = play(test_split, "scripted:reader", "scripted:titfortat", rollouts=1)
+    assert mean_reward(low) > mean_reward(tenth) + 0.05, (mean_reward(low), mean_reward(tenth))
+
+
 @pytest.mark.parametrize(
     ("amount", "digits", "expected"),
     [(417.53, 2, 410.0), (34.58, 2, 34.0), (8.45, 2, 8.4), (1234.5, 2, 1200.0), (99.99, 1, 90.0), (0.57, 1, 0.5)],

@@ -52,7 +52,7 @@ class ConcedingBuyer(ScriptedAgent):
 
 
 def _ratio_words(ratio: float) -> str:
-    return {0.5: "Half", 0.1: "A tenth"}.get(ratio, f"{ratio:g} times")
+    return {0.5: "Half", 0.1: "A tenth", 0.01: "A hundredth"}.get(ratio, f"{ratio:g} times")
 
 
 def _versus_budget(price: float, budget: float) -> str:
