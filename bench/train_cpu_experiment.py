@@ -2,6 +2,7 @@
 one training config, resumable at every stage.
 
     python bench/train_cpu_experiment.py [--config configs/cpu-smollm2.yaml] [--results bench/results/cpu-learning]
+                                         [--set FIELD=VALUE ...]
 
 1. **Baselines.** The fixed scripted buyers (anchor-and-concede, patient) are grid-searched on the *train* split
    against the training mixture (``counteroffer baselines``); the winner is the "best fixed scripted buyer".
@@ -35,9 +36,11 @@ from machine import describe_machine
 
 from counteroffer.analysis.phases import analyse_run, phase_bands
 from counteroffer.analysis.tables import PaperTable, suite_tables, write_tables
+from counteroffer.config_file import parse_overrides
 from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
 from counteroffer.files import write_text_atomic
+from counteroffer.rollout.mixture import SellerChoice
 from counteroffer.train import TrainConfig, load_config, run_grpo, run_sft
 from counteroffer.train.logs import LOG_FILE
 from counteroffer.train.stage import native_bf16
@@ -250,16 +253,28 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first K products only (a smoke run)")
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a config field as `counteroffer train --set` does (a variant of the recipe: give it its own "
+        "out and --results); repeatable",
+    )
+    parser.add_argument(
         "--summarize-only", action="store_true", help="write the results from the episodes played so far"
     )
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_config(args.config, parse_overrides(args.overrides))
     results = args.results
     results.mkdir(parents=True, exist_ok=True)
     timings = Timings(results / "timings.json", config.out)
 
+    # The claims are on the uniform mixture; seller weights only shape what GRPO trains on.
     search = BaselineSearch(
-        sellers=config.grpo.sellers, max_turns=config.max_turns, seed=config.seed, data_root=config.data_root
+        sellers=[SellerChoice(spec=c.spec, persona=c.persona) for c in config.grpo.sellers],
+        max_turns=config.max_turns,
+        seed=config.seed,
+        data_root=config.data_root,
     )
     saved = results / BASELINES_FILE
     if saved.is_file() and json.loads(saved.read_text())["search"] == search.model_dump(mode="json"):

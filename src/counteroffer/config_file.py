@@ -42,3 +42,14 @@ def load_yaml_model(path: Path, model: type[ModelT], overrides: dict[str, object
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, object]:
+    """``--set a.b=value`` options as dotted keys with YAML values (for :func:`load_yaml_model`)."""
+    values = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
+        values[key.strip()] = yaml.safe_load(value)
+    return values

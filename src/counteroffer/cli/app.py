@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -30,6 +29,7 @@ from counteroffer.cli.render import (
     seller_play_table,
     transcript,
 )
+from counteroffer.config_file import parse_overrides
 from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.seller_play import summarize_seller_play
@@ -344,21 +344,10 @@ SetOption = Annotated[
 ]
 
 
-def _overrides(items: list[str] | None) -> dict[str, object]:
-    """``--set a.b=value`` options as dotted keys with YAML values."""
-    values = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
-        values[key.strip()] = yaml.safe_load(value)
-    return values
-
-
 def _train_config(config: Path, overrides: list[str] | None):  # noqa: ANN202
     from counteroffer.train import load_config
 
-    return load_config(config, _overrides(overrides))
+    return load_config(config, parse_overrides(overrides))
 
 
 def _train(stage: str, config: Path, resume: bool, overrides: list[str] | None) -> None:
@@ -416,7 +405,7 @@ def evaluate(
     Resumable: a re-run skips finished episodes, so buyers or tables can be added to a suite and run again.
     """
     try:
-        config = load_suite(suite, _overrides(overrides))
+        config = load_suite(suite, parse_overrides(overrides))
         if against is not None:  # before hours of play, not after
             check_reference(config, against)
         with Progress(*PROGRESS_COLUMNS, console=errors, transient=True) as progress:
