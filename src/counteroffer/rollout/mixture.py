@@ -59,10 +59,10 @@ def draw(options: Sequence[T], key: str, seed: int, what: str, weights: Sequence
     if len(options) == 1:
         return options[0]
     digest = int.from_bytes(hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest(), "big")
+    if weights is not None and len(weights) != len(options):
+        raise ValueError(f"{len(weights)} weights for {len(options)} options")
     if weights is None or len(set(weights)) == 1:
         return options[digest % len(options)]
-    if len(weights) != len(options):
-        raise ValueError(f"{len(weights)} weights for {len(options)} options")
     bounds = list(itertools.accumulate(weights))
     return options[min(bisect.bisect_right(bounds, digest / 2**64 * bounds[-1]), len(options) - 1)]
 
