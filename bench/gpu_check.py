@@ -11,7 +11,8 @@ With the bundled SmolLM2-135M on ``--device`` (cuda, bfloat16 by default):
 2. ``training``: ``train sft`` then ``train grpo`` for a few steps, full fine-tuning and LoRA, on a tiny recipe;
    each run checks that the losses are finite and that the weights changed.
 3. ``logprobs``: the engine's sampling log-probabilities of generated turns against a fresh forward pass of the
-   same weights, in the same dtype (max and mean absolute difference, and whether within ``--tolerance``).
+   same weights, in the same dtype (max and mean absolute difference). In float32 they must agree within
+   ``--tolerance``; in bfloat16 the engine must stay within twice bfloat16's own rounding of a float32 pass.
 
 Everything goes to ``OUT/gpu_check.json`` (``$OUT`` on the device machine, ``--out`` elsewhere) with the machine,
 the versions and the wall time of each part; the exit code is 1 if a check failed.
@@ -37,6 +38,9 @@ from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 
 PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
+# How far past a 16-bit dtype's own rounding the engine's log-probabilities may stray (see `logprobs`).
+ROUNDING_FACTOR = 2.0
+PARTS = ("generation", "training", "logprobs")
 
 
 def peak_memory_mb(device: str) -> float | None:
@@ -100,7 +104,10 @@ def recipe(args: argparse.Namespace, out: Path, lora: bool) -> dict:
             "sellers": ["scripted:linear", "scripted:titfortat"],
             "demo_buyers": ["scripted:reader"],
             "max_demos": 4 if args.tiny else 64,
-            "learning_rate": 2.0e-4,
+            # An adapter needs about ten times full fine-tuning's rate: at 2e-4 four LoRA steps left the model
+            # writing malformed replies on the H200, so every GRPO group earned -1 and had no gradient.
+            "learning_rate": 2.0e-3 if lora else 2.0e-4,
+            "epochs": 1 if args.tiny else 2,
             "per_device_batch_size": 4 if args.tiny else 16,
             "bf16": on_gpu and args.dtype == "bfloat16",
             "save_steps": 1000,
@@ -111,7 +118,7 @@ def recipe(args: argparse.Namespace, out: Path, lora: bool) -> dict:
             "products_per_step": 2 if args.tiny else 8,
             "group_size": 2 if args.tiny else 8,
             "steps": args.steps,
-            "learning_rate": 1.0e-4 if lora else 2.0e-5,
+            "learning_rate": 2.0e-4 if lora else 2.0e-5,
             "per_device_batch_size": 4 if args.tiny else 16,
             "max_new_tokens": 48 if args.tiny else 80,
             "bf16": on_gpu and args.dtype == "bfloat16",
@@ -172,7 +179,12 @@ def _bundled() -> str:
 
 
 def logprobs(args: argparse.Namespace, checkpoint: str) -> dict:
-    """The engine's sampling log-probabilities (cached, batched) against one uncached forward per turn."""
+    """The engine's sampling log-probabilities (cached, batched) against one uncached forward per turn.
+
+    In float32 the two must agree to ``--tolerance``. In a 16-bit dtype they cannot: a cached and an uncached pass
+    round differently. There the yardstick is the dtype's own rounding, the uncached 16-bit pass against a float32
+    pass of the same weights, and the engine must be no further from float32 than ``ROUNDING_FACTOR`` times that.
+    """
     model, tokenizer = load_model_and_tokenizer(checkpoint, args.dtype, args.device)
     model.eval()
     chat_model = HFChatModel("check", model, tokenizer, max_batch=16)
@@ -185,21 +197,39 @@ def logprobs(args: argparse.Namespace, checkpoint: str) -> dict:
         for s in scenarios
     ]
     turns = chat_model.engine.generate(ids, Sampling(1.0, 1.0, 32), list(range(len(ids))))
-    differences = []
+    engine = torch.tensor([lp for turn in turns for lp in turn.logprobs])
+    uncached = _sampled_logprobs(model, ids, turns)
+    report = {"tokens": len(engine), **_differences("", engine, uncached), "tolerance": args.tolerance}
+    if args.dtype == "float32":
+        report["within_tolerance"] = report["max_abs_difference"] <= args.tolerance
+        return report
+    del chat_model, model
+    reference, _ = load_model_and_tokenizer(checkpoint, "float32", args.device)
+    float32 = _sampled_logprobs(reference.eval(), ids, turns)
+    report |= _differences("engine_vs_float32_", engine, float32)
+    report |= _differences("uncached_vs_float32_", uncached, float32)
+    report["rounding_factor"] = ROUNDING_FACTOR
+    report["within_tolerance"] = (
+        report["engine_vs_float32_mean_abs_difference"]
+        <= ROUNDING_FACTOR * report["uncached_vs_float32_mean_abs_difference"]
+    )
+    return report
+
+
+def _sampled_logprobs(model, ids: list[list[int]], turns) -> torch.Tensor:  # noqa: ANN001
+    """Each sampled token's log-probability from one uncached forward pass over prompt and turn."""
+    found = []
     with torch.no_grad():
         for prompt, turn in zip(ids, turns, strict=True):
             full = torch.tensor([prompt + turn.ids], device=model.device)
             logits = model(full).logits[0, len(prompt) - 1 : -1].float().log_softmax(-1)
-            expected = logits.gather(-1, torch.tensor(turn.ids, device=model.device)[:, None])[:, 0].cpu()
-            differences += (expected - torch.tensor(turn.logprobs)).abs().tolist()
-    worst = max(differences)
-    return {
-        "tokens": len(differences),
-        "max_abs_difference": worst,
-        "mean_abs_difference": sum(differences) / len(differences),
-        "tolerance": args.tolerance,
-        "within_tolerance": worst <= args.tolerance,
-    }
+            found.append(logits.gather(-1, torch.tensor(turn.ids, device=model.device)[:, None])[:, 0].cpu())
+    return torch.cat(found)
+
+
+def _differences(prefix: str, first: torch.Tensor, second: torch.Tensor) -> dict[str, float]:
+    gap = (first - second).abs()
+    return {f"{prefix}max_abs_difference": gap.max().item(), f"{prefix}mean_abs_difference": gap.mean().item()}
 
 
 def main() -> None:
@@ -210,13 +240,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check")))
     parser.add_argument("--data", default=None, help="catalogue folder (default: the usual search)")
     parser.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default 3, tiny 1)")
-    parser.add_argument("--tolerance", type=float, default=None, help="log-probability tolerance")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="comma-separated parts to run (logprobs reads training's checkpoint); e.g. generation for the CPU ratio",
+    )
+    parser.add_argument("--tolerance", type=float, default=None, help="float32 log-probability tolerance (2e-3)")
     args = parser.parse_args()
+    args.parts = args.parts.split(",")
+    if unknown := set(args.parts) - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(unknown)}; choose from {', '.join(PARTS)}")
     on_gpu = args.device.startswith("cuda")
     args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
     args.steps = args.steps or (1 if args.tiny else 3)
-    # bfloat16 keeps 8 bits of mantissa: a cached and an uncached pass round differently.
-    args.tolerance = args.tolerance or (0.15 if args.dtype == "bfloat16" else 2e-3)
+    args.tolerance = args.tolerance or 2e-3  # float32 only: 16-bit dtypes are held to their own rounding
     args.batches = (1, 4) if args.tiny else (1, 16, 64, 256)
     args.new_tokens = 16 if args.tiny else 64
     args.out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +279,8 @@ def main() -> None:
         "training": lambda: training(args, args.out / "train"),
         "logprobs": lambda: logprobs(args, str(args.out / "train" / "full" / "grpo" / "final")),
     }
-    for name, part in parts.items():
+    for name in args.parts:
+        part = parts[name]
         started = time.perf_counter()
         try:
             report[name] = part()
@@ -258,7 +296,8 @@ def main() -> None:
         r["losses_finite"] and r["sft_changed_weights"] and (args.tiny or r["grpo_changed_weights"])
         for r in report.get("training", [])
     )
-    failed = failed or not report.get("logprobs", {}).get("within_tolerance", False)
+    if "logprobs" in args.parts:
+        failed = failed or not report.get("logprobs", {}).get("within_tolerance", False)
     print(f"{'FAILED' if failed else 'ok'}: {args.out / 'gpu_check.json'}", flush=True)
     raise SystemExit(1 if failed else 0)
 

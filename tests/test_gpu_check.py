@@ -15,20 +15,14 @@ pytest.importorskip("trl")
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
 
 
+def tiny_check(out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--out", str(out), "--data", str(data)]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=1100, check=False)
+
+
 @pytest.mark.timeout(1200)
 def test_the_gpu_check_runs_tiny_on_cpu(tmp_path: Path, shared_data: Path) -> None:
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        "--tiny",
-        "--device",
-        "cpu",
-        "--out",
-        str(tmp_path),
-        "--data",
-        str(shared_data),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1100, check=False)
+    result = tiny_check(tmp_path, shared_data)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["errors"] == {} and report["dtype"] == "float32"
@@ -42,3 +36,18 @@ def test_the_gpu_check_runs_tiny_on_cpu(tmp_path: Path, shared_data: Path) -> No
         assert isinstance(run["grpo_changed_weights"], bool)  # recorded; a tiny run's groups may have no variance
     assert report["logprobs"]["within_tolerance"] and report["logprobs"]["tokens"] > 0
     assert report["logprobs"]["max_abs_difference"] <= 2e-3
+
+
+def test_the_gpu_check_runs_only_the_parts_asked_for(tmp_path: Path, shared_data: Path) -> None:
+    """``--parts generation`` (the CPU side of the GPU ratio) passes without a training run or a log-prob check."""
+    result = tiny_check(tmp_path, shared_data, "--parts", "generation")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(report["seconds"]) == {"generation"} and "training" not in report and "logprobs" not in report
+    assert len(report["generation"]) == 4 and all(r["generated_tokens"] > 0 for r in report["generation"])
+
+
+def test_the_gpu_check_names_the_parts_it_knows(tmp_path: Path, shared_data: Path) -> None:
+    result = tiny_check(tmp_path, shared_data, "--parts", "generation,benchmarks")
+    assert result.returncode == 2
+    assert "unknown ['benchmarks']" in result.stderr and "generation, training, logprobs" in result.stderr
