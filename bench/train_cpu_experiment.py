@@ -40,7 +40,6 @@ from counteroffer.config_file import parse_overrides
 from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
 from counteroffer.files import write_text_atomic
-from counteroffer.rollout.mixture import SellerChoice
 from counteroffer.train import TrainConfig, load_config, run_grpo, run_sft
 from counteroffer.train.logs import LOG_FILE
 from counteroffer.train.stage import native_bf16
@@ -271,7 +270,7 @@ def main() -> None:
 
     # The claims are on the uniform mixture; seller weights only shape what GRPO trains on.
     search = BaselineSearch(
-        sellers=[SellerChoice(spec=c.spec, persona=c.persona) for c in config.grpo.sellers],
+        sellers=[c.model_copy(update={"weight": 1.0}) for c in config.grpo.sellers],
         max_turns=config.max_turns,
         seed=config.seed,
         data_root=config.data_root,

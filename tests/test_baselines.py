@@ -65,6 +65,17 @@ def test_a_weighted_mixture_draws_in_proportion_and_keeps_the_uniform_draw_of_eq
         BaselineSearch(sellers=[SellerChoice(spec=SELLERS[0], weight=2.0), SELLERS[1]])
 
 
+def test_a_seller_dump_leaves_out_the_default_weight_so_older_dumps_still_match() -> None:
+    """A baseline search saved before weights existed is reused by the experiment only if the dumps compare equal."""
+    older = {"spec": SELLERS[0], "persona": "neutral"}
+    assert SellerChoice(spec=SELLERS[0]).model_dump() == older
+    assert BaselineSearch(sellers=SELLERS).model_dump(mode="json")["sellers"][0] == older
+    weighted = SellerChoice(spec=SELLERS[0], weight=2.0)
+    assert weighted.model_dump(mode="json") == {**older, "weight": 2.0}
+    assert SellerChoice.model_validate(weighted.model_dump()) == weighted
+    assert SellerChoice.model_validate_json(weighted.model_dump_json()) == weighted
+
+
 @pytest.fixture(scope="module")
 def search_result(shared_data: Path, tmp_path_factory):
     search = BaselineSearch(

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
@@ -45,6 +45,14 @@ class SellerChoice(BaseModel):
             return value
         labelled = _LABEL.match(value.strip())
         return labelled.groupdict() if labelled else {"spec": value.strip()}
+
+    @model_serializer(mode="wrap")
+    def _without_the_default_weight(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # A dump written before weights existed (a saved baseline search, a run's config) must still compare equal.
+        dumped = handler(self)
+        if self.weight == 1.0:
+            dumped.pop("weight", None)
+        return dumped
 
     @property
     def label(self) -> str:
