@@ -13,7 +13,8 @@ one training config, resumable at every stage.
    Boulware seller, the unyielding persona, CraigslistBargain). Rows: the untrained model, SFT, SFT + GRPO,
    ``scripted:anchor``, the best fixed scripted buyer, the teacher whose episodes SFT imitated, and the oracle.
 
-Writes into ``--results``: ``summary.json`` (one row per buyer × opponent), ``baselines.json``, ``tables.md``,
+Writes into ``--results``: ``summary.json`` (one row per buyer × opponent, and SFT + GRPO's paired differences from
+the best fixed scripted buyer and from SFT on the mixture), ``paired.json``, ``baselines.json``, ``tables.md``,
 ``phases.json``, ``curves.png`` and ``timings.json``; episodes and checkpoints go to the config's ``out``. A re-run
 skips finished evaluations and continues training from the last checkpoint. ``--report DIR`` also writes the
 HTML report of the run. The evaluations run in order of importance (the scripted rows; the trained buyers against
@@ -34,8 +35,9 @@ from pathlib import Path
 
 from machine import describe_machine
 
+from counteroffer.analysis.paired import paired_differences
 from counteroffer.analysis.phases import analyse_run, phase_bands
-from counteroffer.analysis.tables import PaperTable, suite_tables, write_tables
+from counteroffer.analysis.tables import PaperTable, suite_records, suite_tables, write_tables
 from counteroffer.config_file import parse_overrides
 from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
@@ -157,7 +159,7 @@ KIND_LABELS = {
     "grpo": "after SFT + GRPO",
     "anchor": "`scripted:anchor`",
     "best_scripted": "best fixed scripted buyer",
-    "teacher": "the SFT teacher (`scripted:reader`)",
+    "teacher": "the SFT teacher",
     "oracle": "`scripted:oracle` (knows cost and strategy)",
 }
 
@@ -168,6 +170,9 @@ def summary_markdown(rows: list[dict]) -> str:
     opponents = list(dict.fromkeys(row["opponent"] for row in rows))
     cell = {(row["kind"], row["opponent"]): row for row in rows}
     kinds = [k for k in KIND_ORDER if any(kind == k for kind, _ in cell)]
+    labels = {kind: KIND_LABELS[kind] for kind in kinds}
+    if "teacher" in labels:  # the config names it
+        labels["teacher"] += f" (`{next(row['buyer'] for row in rows if row['kind'] == 'teacher')}`)"
     lines = ["| buyer | " + " | ".join(opponents) + " |", "|---|" + "---:|" * len(opponents)]
     for kind in kinds:
         values = []
@@ -175,7 +180,7 @@ def summary_markdown(rows: list[dict]) -> str:
             row = cell.get((kind, opponent))
             low, high = row["reward_ci"] if row else (None, None)
             values.append(f"{row['reward']:+.3f} [{low:+.3f}, {high:+.3f}]" if row else "–")
-        lines.append(f"| {KIND_LABELS[kind]} | " + " | ".join(values) + " |")
+        lines.append(f"| {labels[kind]} | " + " | ".join(values) + " |")
     header = "| buyer (mixture) | n | deal rate | bargained (MI deals) | overshoot | CI overshoot (n) | format errors |"
     lines += ["", header, "|---|" + "---:|" * 6]
     for kind in kinds:
@@ -185,7 +190,7 @@ def summary_markdown(rows: list[dict]) -> str:
         bargained = "–" if row["bargained_ratio"] is None else f"{row['bargained_ratio']:.3f}"
         ci = "–" if row["ci_overshoot"] is None else f"{row['ci_overshoot']:.1%} ({row['ci_n']})"
         lines.append(
-            f"| {KIND_LABELS[kind]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
+            f"| {labels[kind]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
             f"| {ci} | {row['format_errors']:.1%} |"
         )
     return "\n".join(lines) + "\n"
@@ -317,7 +322,15 @@ def main() -> None:
     buyers = [*buyers, base]
 
     suite = evaluation_suite(config, buyers, args.rollouts, args.limit)
-    tables = suite_tables(suite)
+    records = suite_records(suite)
+    tables = suite_tables(suite, records)
+    # The claims compare buyers on the same episodes' products, sellers and seeds: paired differences are tighter
+    # than two separate intervals.
+    paired = {
+        name: [d.model_dump(mode="json") for d in paired_differences(suite, reference, records)]
+        for name, reference in (("best_fixed", best_fixed), ("sft", trained["sft"]))
+    }
+    write_text_atomic(results / "paired.json", json.dumps(paired, indent=2) + "\n")
     write_tables(suite.out, tables)
     (results / "tables.md").write_text((suite.out / "tables.md").read_text())
     steps = analyse_run(config.out)
@@ -335,6 +348,10 @@ def main() -> None:
     plot(config, results)
     summary = {
         "rows": summary_rows(tables, kinds),
+        "grpo_paired": {  # SFT + GRPO minus the reference, episode by episode, on the training mixture
+            name: next(d for d in found if d["buyer"] == trained["grpo"] and d["table"] == "mixture")
+            for name, found in paired.items()
+        },
         "best_fixed_scripted": best_fixed,
         "machine": describe_machine(),
         "command": " ".join(["python", *sys.argv]),
@@ -353,6 +370,13 @@ def main() -> None:
                 f"{row['kind']:>14} {row['buyer'][:60]:<60} reward {row['reward']:+.3f} "
                 f"[{row['reward_ci'][0]:+.3f}, {row['reward_ci'][1]:+.3f}] format errors {row['format_errors']:.3f}"
             )
+    for name, found in summary["grpo_paired"].items():
+        difference = found["difference"]
+        print(
+            f"SFT + GRPO minus {name}, paired on the mixture: {difference['mean']:+.3f} "
+            f"[{difference['ci_low']:+.3f}, {difference['ci_high']:+.3f}] "
+            f"(better {found['better']}, worse {found['worse']})"
+        )
 
 
 if __name__ == "__main__":
