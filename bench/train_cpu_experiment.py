@@ -94,9 +94,13 @@ class Timings:
 
 
 def llm_spec(model: str, config: TrainConfig, *, with_prompts: bool) -> str:
-    """An ``hf:`` buyer spec for evaluation; a trained checkpoint carries its own prompt format."""
+    """An ``hf:`` buyer spec for evaluation, sampled at the validation curve's temperature (the test and the curve
+    that picks ``grpo/best`` see the same policy); a trained checkpoint carries its own prompt format."""
     dtype = "bfloat16" if native_bf16() else "float32"
-    spec = f"hf:{model}?dtype={dtype}&max_batch=128&max_new_tokens={config.grpo.max_new_tokens}"
+    spec = (
+        f"hf:{model}?dtype={dtype}&max_batch=128&max_new_tokens={config.grpo.max_new_tokens}"
+        f"&temperature={config.evaluation.temperature:g}"
+    )
     if with_prompts:
         spec += "&" + config.prompts.spec_query()
     return spec
