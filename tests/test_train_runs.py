@@ -201,11 +201,12 @@ def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step
     run_config: Path, tmp_path: Path
 ) -> None:
     """kill -9 after step 3 is logged (checkpoints every 2 steps: the last is checkpoint-2), then --resume: training
-    continues from checkpoint-2, plays step 3 again, and the log has each step once."""
+    continues from checkpoint-2, plays step 3 again, and the log has each step once. The learning rate decays over
+    the 4 steps (cosine) across the resume: a scheduler restarted at the resume would raise it again at step 3."""
     out = tmp_path / "killed"
     sets = ["--set", f"out={out}", "--set", f"grpo.init={run_config.parent / 'run' / 'sft' / 'final'}",
             "--set", "grpo.steps=4", "--set", "grpo.save_steps=2", "--set", "evaluation.every_steps=0",
-            "--set", "evaluation.keep_best=false"]  # fmt: skip
+            "--set", "evaluation.keep_best=false", "--set", "grpo.lr_schedule=cosine"]  # fmt: skip
     from conftest import CLI
 
     stderr = (tmp_path / "stderr.txt").open("wb")  # a file, not a pipe nobody reads while it fills
@@ -224,7 +225,9 @@ def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step
 
     resumed = run_cli("train", "grpo", run_config, "--resume", *sets, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    steps = [e["step"] for e in _log(out / "grpo") if e["kind"] == "train"]
-    assert steps == [1, 2, 3, 4]
+    trained = [e for e in _log(out / "grpo") if e["kind"] == "train"]
+    assert [e["step"] for e in trained] == [1, 2, 3, 4]
+    rates = [e["trainer"]["learning_rate"] for e in trained]
+    assert rates[0] == pytest.approx(1.0e-5) and all(a > b for a, b in zip(rates, rates[1:], strict=False)), rates
     state = json.loads((out / "grpo" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4

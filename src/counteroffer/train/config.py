@@ -171,6 +171,11 @@ class GRPOSettings(OptimSettings, SellerMixSection):
         "this many times in the GRPO dataset; they are about 5% of the catalogue, too rare to learn from otherwise",
     )
     steps: int = Field(60, ge=1, description="optimizer steps (the paper: about 60)")
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant",
+        description="learning rate after warmup: constant, or decayed to 0 at the last step (cosine, linear); a "
+        "decayed run cannot be extended by raising steps, it is a different run",
+    )
     beta: float = Field(0.0, ge=0, description="KL coefficient to the initial model (the paper: 0)")
     temperature: float = Field(1.0, gt=0, description="buyer sampling temperature (the paper: 1.0)")
     top_p: float = Field(1.0, gt=0, le=1)
