@@ -248,6 +248,28 @@ def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
     assert TrainConfig().evaluation.sellers[0].spec == "scripted:linear"
 
 
+def test_sft_oversamples_the_conflicting_interest_products(shared_data: Path, tmp_path: Path) -> None:
+    """Repeated conflicting products are new episodes (own seed and seller draw), the others are unchanged. Against
+    tit-for-tat the reader walks away from a conflicting product (a seller still conceding plays it to the turn
+    limit, which the filter leaves out)."""
+
+    def demos(repeats: int) -> list:
+        sft = {"demo_buyers": ["scripted:reader"], "sellers": ["scripted:titfortat"], "scenarios": 150,
+               "conflicting_repeats": repeats}  # fmt: skip
+        config = {"out": str(tmp_path), "data_root": str(shared_data), "max_turns": 4, "sft": sft}
+        return make_demonstrations(TrainConfig.model_validate(config))
+
+    once, thrice = demos(1), demos(3)
+    walked_once = [r for r in once if not r.scenario.mutual_interest]
+    walked_thrice = [r for r in thrice if not r.scenario.mutual_interest]
+    assert walked_once and all(r.outcome is Outcome.BUYER_QUIT for r in walked_thrice)
+    assert len(walked_thrice) > 2 * len(walked_once)
+    assert len({r.key for r in walked_thrice}) == len(walked_thrice)
+    assert len({r.seed for r in walked_thrice}) == len(walked_thrice)
+    assert [r.key for r in once if r.scenario.mutual_interest] == [r.key for r in thrice if r.scenario.mutual_interest]
+    assert TrainConfig().sft.conflicting_repeats == 1
+
+
 def test_grpo_oversamples_the_conflicting_interest_products() -> None:
     walk_away = msgspec.structs.replace(make_scenario(budget=90, cost=100), scenario_id="ci")
     bargain = msgspec.structs.replace(make_scenario(budget=160, cost=100), scenario_id="mi")

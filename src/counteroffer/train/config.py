@@ -137,6 +137,12 @@ class SFTSettings(OptimSettings, SellerMixSection):
     )
     scenarios: int | None = Field(None, ge=1, description="use only the first K train scenarios; null = all")
     rollouts: int = Field(1, ge=1, description="episodes per scenario and demo buyer (or demo seller)")
+    conflicting_repeats: int = Field(
+        1,
+        ge=1,
+        description="each conflicting-interest train product (budget below cost) is played this many times as many "
+        "rollouts, each with its own seed and seller draw: walk-aways are otherwise about 5% of the demonstrations",
+    )
     max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
     epochs: float = Field(1.0, gt=0)
     max_length: int = Field(2048, ge=64, description="tokens per demonstration; longer ones are dropped")

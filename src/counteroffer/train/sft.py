@@ -73,11 +73,13 @@ def is_good_seller_demonstration(record: EpisodeRecord) -> bool:
 
 
 def _demonstration_jobs(config: TrainConfig, scenarios: list[Scenario]) -> list[EpisodeJob]:
-    """The episodes to play: every teacher on every training product, the opponent drawn per product."""
+    """The episodes to play: every teacher on every training product (a conflicting-interest one
+    ``conflicting_repeats`` times as often), the opponent drawn per product and rollout."""
     settings = config.sft
     jobs: list[EpisodeJob] = []
     for scenario in scenarios[: settings.scenarios]:
-        for index in range(settings.rollouts):
+        repeats = 1 if scenario.mutual_interest else settings.conflicting_repeats
+        for index in range(settings.rollouts * repeats):
             seed = episode_seed(config.seed, scenario.scenario_id, index)
             if config.role is Role.BUYER:
                 for spec in settings.demo_buyers:
