@@ -141,7 +141,8 @@ class SFTSettings(OptimSettings, SellerMixSection):
         1,
         ge=1,
         description="each conflicting-interest train product (budget below cost) is played this many times as many "
-        "rollouts, each with its own seed and seller draw: walk-aways are otherwise about 5% of the demonstrations",
+        "rollouts, each with its own seed and seller draw: they are about 5% of the catalogue, fewer of the kept "
+        "demonstrations",
     )
     max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
     epochs: float = Field(1.0, gt=0)
