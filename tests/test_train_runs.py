@@ -10,6 +10,7 @@ the format every time, and equal rewards give no gradient).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -228,6 +229,6 @@ def test_grpo_killed_between_checkpoints_resumes_without_repeating_a_logged_step
     trained = [e for e in _log(out / "grpo") if e["kind"] == "train"]
     assert [e["step"] for e in trained] == [1, 2, 3, 4]
     rates = [e["trainer"]["learning_rate"] for e in trained]
-    assert rates[0] == pytest.approx(1.0e-5) and all(a > b for a, b in zip(rates, rates[1:], strict=False)), rates
+    assert rates[0] == pytest.approx(1.0e-5) and all(a > b for a, b in itertools.pairwise(rates)), rates
     state = json.loads((out / "grpo" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4

@@ -38,7 +38,14 @@ from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGe
 from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import BestPolicy, load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
-from counteroffer.train.stage import is_main_process, resolve_bf16, start_stage, trainer_arguments, training_scenarios
+from counteroffer.train.stage import (
+    is_main_process,
+    resolve_bf16,
+    start_stage,
+    times_played,
+    trainer_arguments,
+    training_scenarios,
+)
 from counteroffer.train.tokens import ChatTokenizer
 
 
@@ -216,7 +223,7 @@ def _evaluation_callback(evaluation: HeldOutEvaluation, every: int, best: BestPo
 def grpo_prompts(scenarios: Sequence[Scenario], conflicting_repeats: int) -> list[str]:
     """The GRPO dataset's prompts: every train scenario id once, the conflicting-interest ones
     ``conflicting_repeats`` times (TRL's sampler shuffles them)."""
-    return [s.scenario_id for s in scenarios for _ in range(1 if s.mutual_interest else conflicting_repeats)]
+    return [s.scenario_id for s in scenarios for _ in range(times_played(s, conflicting_repeats))]
 
 
 def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:

@@ -35,7 +35,7 @@ from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.model import load_trainable, peft_config, save_final
-from counteroffer.train.stage import start_stage, trainer_arguments, training_scenarios
+from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
 
 DEMOS_FILE = "demos.jsonl"
@@ -78,8 +78,7 @@ def _demonstration_jobs(config: TrainConfig, scenarios: list[Scenario]) -> list[
     settings = config.sft
     jobs: list[EpisodeJob] = []
     for scenario in scenarios[: settings.scenarios]:
-        repeats = 1 if scenario.mutual_interest else settings.conflicting_repeats
-        for index in range(settings.rollouts * repeats):
+        for index in range(settings.rollouts * times_played(scenario, settings.conflicting_repeats)):
             seed = episode_seed(config.seed, scenario.scenario_id, index)
             if config.role is Role.BUYER:
                 for spec in settings.demo_buyers:

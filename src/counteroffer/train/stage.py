@@ -33,6 +33,12 @@ def training_scenarios(config: TrainConfig) -> tuple[list[Scenario], list[Scenar
     return [s for s in scenarios if s.scenario_id not in held_out], [s for s in scenarios if s.scenario_id in held_out]
 
 
+def times_played(scenario: Scenario, conflicting_repeats: int) -> int:
+    """How often a train product is used per rollout: a conflicting-interest one (budget below cost, the buyer
+    should walk away) ``conflicting_repeats`` times, being too rare in the catalogue (about 5%) to learn from."""
+    return 1 if scenario.mutual_interest else conflicting_repeats
+
+
 def last_checkpoint(folder: Path) -> Path | None:
     """The newest ``checkpoint-N`` folder the trainer wrote in ``folder``, if any."""
     from transformers.trainer_utils import get_last_checkpoint
