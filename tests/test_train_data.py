@@ -193,6 +193,7 @@ def test_sft_demonstrations_come_from_the_mixture_and_include_refusals_to_overpa
                 "demo_buyers": ["scripted:reader", "scripted:naive?opening=0.99&concession=3"],
                 "sellers": ["scripted:linear", "scripted:titfortat", "scripted:unyielding (unyielding)"],
                 "scenarios": 120,
+                "keep_conflicting_holds": True,
             },
         }
     )
@@ -210,34 +211,43 @@ def test_sft_demonstrations_come_from_the_mixture_and_include_refusals_to_overpa
     }
     walked = [r for r in demos if r.outcome is Outcome.BUYER_QUIT]
     assert walked, "refusals to overpay are demonstrations too"
+    held_below_budget = [r for r in demos if r.outcome is Outcome.TURN_LIMIT]
+    assert held_below_budget, "a seller still conceding at the limit meets a refusal too (the teacher never walks away)"
+    assert {r.seller for r in held_below_budget} - {"scripted:titfortat"}
     for record in demos:
         assert record.metrics is not None and not record.metrics.overshoot
         assert all(m.format_error is None for m in record.messages)
         if record.outcome is Outcome.DEAL:
             assert record.reward > 0 and record.price <= record.scenario.budget + 1e-9
+        elif record.outcome is Outcome.TURN_LIMIT:
+            assert not record.scenario.mutual_interest  # held out where no deal within budget pays
         else:
             assert record.outcome is Outcome.BUYER_QUIT
             assert seller_standing_price(record) > record.scenario.budget
 
 
 @pytest.mark.parametrize(
-    ("moves", "good"),
+    ("budget", "moves", "good"),
     [
-        (["[BUY] $100.00", "[SELL] $150.00", "[DEAL] $150.00"], True),  # a deal within budget, reward > 0
-        (["[BUY] $100.00", "[SELL] $159.99", "[QUIT]"], False),  # walked away from a price within budget
-        (["[BUY] $100.00", "[SELL] $170.00", "[QUIT]"], True),  # refused to overpay
-        (["[BUY] $165.00", "[SELL] $170.00", "[QUIT]"], False),  # offered above the budget on the way
-        (["[BUY] $100.00", "[SELL] $170.00", "[BUY] $100.00", "[SELL] $170.00"], False),  # deadlock at the limit
-        (["[BUY] $100.00", "[SELL] $170.00", "[DEAL] $1.00"], False),  # a protocol error
+        (160, ["[BUY] $100.00", "[SELL] $150.00", "[DEAL] $150.00"], True),  # a deal within budget, reward > 0
+        (160, ["[BUY] $100.00", "[SELL] $159.99", "[QUIT]"], False),  # walked away from a price within budget
+        (160, ["[BUY] $100.00", "[SELL] $170.00", "[QUIT]"], True),  # refused to overpay
+        (160, ["[BUY] $165.00", "[SELL] $170.00", "[QUIT]"], False),  # offered above the budget on the way
+        (160, ["[BUY] $100.00", "[SELL] $170.00", "[BUY] $100.00", "[SELL] $170.00"], False),  # a deal was there
+        (90, ["[BUY] $50.00", "[SELL] $170.00", "[BUY] $60.00", "[SELL] $160.00"], True),  # held out: budget < cost
+        (90, ["[BUY] $50.00", "[SELL] $170.00", "[BUY] $95.00", "[SELL] $160.00"], False),  # ... but over budget
+        (160, ["[BUY] $100.00", "[SELL] $170.00", "[DEAL] $1.00"], False),  # a protocol error
     ],
 )
-def test_the_demonstration_filter(moves: list[str], good: bool) -> None:
-    scenario = make_scenario(asking=200, budget=160, cost=100)
+def test_the_demonstration_filter(budget: float, moves: list[str], good: bool) -> None:
+    scenario = make_scenario(asking=200, budget=budget, cost=100)
     game = Negotiation(scenario, GameConfig(max_turns=2))
     for move in moves:
         game.step(message(move))
     record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
-    assert is_good_demonstration(record) is good
+    assert is_good_demonstration(record, keep_conflicting_holds=True) is good
+    held_out = record.outcome is Outcome.TURN_LIMIT and not scenario.mutual_interest
+    assert is_good_demonstration(record) is (good and not held_out)  # holds are kept only when asked for
 
 
 def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
@@ -250,8 +260,7 @@ def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
 
 def test_sft_oversamples_the_conflicting_interest_products(shared_data: Path, tmp_path: Path) -> None:
     """Repeated conflicting products are new episodes (own seed and seller draw), the others are unchanged. Against
-    tit-for-tat the reader walks away from a conflicting product (a seller still conceding plays it to the turn
-    limit, which the filter leaves out)."""
+    tit-for-tat the reader walks away from a conflicting product."""
 
     def demos(repeats: int) -> list:
         sft = {"demo_buyers": ["scripted:reader"], "sellers": ["scripted:titfortat"], "scenarios": 150,

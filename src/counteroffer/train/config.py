@@ -144,6 +144,12 @@ class SFTSettings(OptimSettings, SellerMixSection):
         "rollouts, each with its own seed and seller draw: they are about 5% of the catalogue, fewer of the kept "
         "demonstrations",
     )
+    keep_conflicting_holds: bool = Field(
+        False,
+        description="also keep a conflicting-interest product's turn-limit episode with no offer above the budget "
+        "(the teacher held out against a seller still conceding): without them the student sees refusals to "
+        "overpay only against sellers that stop moving",
+    )
     max_demos: int | None = Field(None, ge=1, description="keep at most this many demonstrations (a seeded sample)")
     epochs: float = Field(1.0, gt=0)
     max_length: int = Field(2048, ge=64, description="tokens per demonstration; longer ones are dropped")

@@ -2,12 +2,14 @@
 
 :func:`make_demonstrations` plays each demo buyer on the *train* split (less the held-out validation products),
 each episode against a seller drawn from the training mixture, and keeps the episodes worth imitating
-(:func:`is_good_demonstration`): deals within the budget with a positive reward, and walk-aways from a seller
-whose price stayed above the budget, so the model also learns to refuse to overpay. :func:`demonstration_tokens`
-replays a kept episode through the game, builds the buyer's chat at each of its turns with the same prompt
-builder the ``hf:`` agent uses, and produces one token sequence per episode with labels on the buyer's own
-tokens only (every prompt, seller and game token is ``-100``). :func:`run_sft` fine-tunes with TRL's
-``SFTTrainer`` on those sequences and writes ``OUT/sft/final``, a checkpoint ``hf:OUT/sft/final`` loads.
+(:func:`is_good_demonstration`): deals within the budget with a positive reward, walk-aways from a seller
+whose price stayed above the budget (and, with ``sft.keep_conflicting_holds``, holding under the budget to the
+turn limit on a product whose budget is below its cost), so the model also learns to refuse to overpay.
+:func:`demonstration_tokens` replays a kept episode through the game, builds the buyer's chat at each of its
+turns with the same prompt builder the ``hf:`` agent uses, and produces one token sequence per episode with
+labels on the buyer's own tokens only (every prompt, seller and game token is ``-100``). :func:`run_sft`
+fine-tunes with TRL's ``SFTTrainer`` on those sequences and writes ``OUT/sft/final``, a checkpoint
+``hf:OUT/sft/final`` loads.
 
 With ``role: seller`` the roles swap: each scripted seller of ``sft.demo_sellers`` (a strategy and a persona)
 meets a scripted buyer drawn per product from ``sft.opponent_buyers``; every episode without an error is kept
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -52,15 +55,23 @@ def seller_standing_price(record: EpisodeRecord) -> float:
     return prices[-1] if prices else record.scenario.asking_price
 
 
-def is_good_demonstration(record: EpisodeRecord) -> bool:
+def is_good_demonstration(record: EpisodeRecord, keep_conflicting_holds: bool = False) -> bool:
     """An episode worth imitating: no buyer error and no offer above the budget, and either a deal within the
-    budget with a positive reward, or the buyer walking away from a seller whose price stayed above the budget.
-    Deadlocks at the turn limit are left out: nothing in them shows what to do."""
+    budget with a positive reward, the buyer walking away from a seller whose price stayed above the budget, or,
+    with ``keep_conflicting_holds``, on a product whose budget is below its cost, the buyer holding under its
+    budget to the turn limit.
+
+    A deadlock on a product that could be bought shows nothing worth doing, so it is left out. On a
+    budget-below-cost product, holding out is the right play: against a seller still conceding at its last turn
+    the teacher never walks away, so without these episodes the student sees refusals to overpay against only
+    some of its sellers (off by default: the recorded CPU run predates it)."""
     if record.status is not EpisodeStatus.OK or record.metrics is None or record.metrics.overshoot:
         return False
     budget = record.scenario.budget
     if record.outcome is Outcome.DEAL:
         return record.price is not None and record.price <= budget + PRICE_TOLERANCE and record.reward > 0
+    if record.outcome is Outcome.TURN_LIMIT:
+        return keep_conflicting_holds and not record.scenario.mutual_interest
     return record.outcome is Outcome.BUYER_QUIT and seller_standing_price(record) > budget + PRICE_TOLERANCE
 
 
@@ -115,7 +126,11 @@ def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
         for agents in pairs.values():
             for agent in agents:
                 agent.close()
-    good = is_good_demonstration if config.role is Role.BUYER else is_good_seller_demonstration
+    good = (
+        partial(is_good_demonstration, keep_conflicting_holds=settings.keep_conflicting_holds)
+        if config.role is Role.BUYER
+        else is_good_seller_demonstration
+    )
     order = {job.key: i for i, job in enumerate(jobs)}
     kept = sorted((r for r in records if good(r)), key=lambda r: order[r.key])
     if settings.max_demos is not None and len(kept) > settings.max_demos:
