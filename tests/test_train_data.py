@@ -246,8 +246,8 @@ def test_the_demonstration_filter(budget: float, moves: list[str], good: bool) -
         game.step(message(move))
     record = record_of(plan_jobs([scenario], ["b"], "s", "neutral", 1)[0], game)
     assert is_good_demonstration(record, keep_conflicting_holds=True) is good
-    held_out = record.outcome is Outcome.TURN_LIMIT and not scenario.mutual_interest
-    assert is_good_demonstration(record) is (good and not held_out)  # holds are kept only when asked for
+    held_below_budget = record.outcome is Outcome.TURN_LIMIT and not scenario.mutual_interest
+    assert is_good_demonstration(record) is (good and not held_below_budget)  # holds are kept only when asked for
 
 
 def test_a_single_seller_reads_as_a_mixture_of_one() -> None:
