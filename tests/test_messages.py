@@ -17,6 +17,7 @@ from counteroffer.game.messages import (
     FormatErrorKind,
     ParsedMessage,
     Role,
+    drop_thousands_separators,
     format_message,
     parse_message,
     parse_message_general,
@@ -396,6 +397,28 @@ def test_round_trip_keeps_plain_thought_and_talk(pair: tuple[Role, Action], thou
     result = parse_message(format_message(thought, talk, action), role)
     assert isinstance(result, ParsedMessage), result
     assert (result.thought, result.talk) == (thought.strip(), talk.strip())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Budget $1,529.70; a tenth is $152.97.", "Budget $1529.70; a tenth is $152.97."),
+        ("$1,000, then $12,345,678.90!", "$1000, then $12345678.90!"),
+        ("I said 5, then 1,000 units", "I said 5, then 1,000 units"),  # commas that are not in an amount stay
+        ("$1,0001 and $1,23", "$1,0001 and $1,23"),  # not a separated amount: left as written
+    ],
+)
+def test_dropping_thousands_separators(text: str, expected: str) -> None:
+    assert drop_thousands_separators(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(pair=role_and_action(), thought=line_text, talk=line_text)
+def test_the_money_style_never_changes_the_action(pair: tuple[Role, Action], thought: str, talk: str) -> None:
+    role, action = pair
+    result = parse_message(drop_thousands_separators(format_message(thought, talk, action)), role)
+    assert isinstance(result, ParsedMessage), result
+    assert result.action == action
 
 
 _line_text = st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=60)

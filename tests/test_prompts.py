@@ -5,6 +5,7 @@ No model is needed: prompts are built from the views the game hands each role du
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,23 @@ def test_the_compact_prompt_says_how_each_seller_price_stands_against_the_budget
     assert compact[1].splitlines()[1] == "Action: [SELL] $160.00 (within your budget)"
     packaged = "\n".join(_replies(PromptBuilder(Role.BUYER).chat(view)))
     assert "your budget)" not in packaged
+
+
+def test_without_thousands_separators_every_amount_read_is_plain_and_own_messages_stay_as_written() -> None:
+    scenario = make_scenario(asking=2400.0, budget=1529.7, cost=1200.0)
+    game = Negotiation(scenario)
+    written = message("[BUY] $1,100.00", thought="Budget $1,529.70; I start low.")
+    game.step(written)
+    game.step(message("[SELL] $2,250.00", talk="It is worth $2,400.00, I can do $2,250.00."))
+    view = game.view(Role.BUYER)
+    config = PromptConfig(templates_dir=COMPACT_PROMPTS, thousands_separator=False)
+    chat = PromptBuilder(Role.BUYER, config=config).chat(view)
+    read = "\n".join(m["content"] for m in chat if m["role"] != "assistant")
+    assert "$1529.70" in read and "$2400.00" in read and "[SELL] $2250.00 (above your budget)" in read
+    assert not re.search(r"\$\d{1,3},\d{3}", read)
+    assert [m["content"] for m in chat if m["role"] == "assistant"] == [written]  # the buyer's own text, verbatim
+    separated = "\n".join(m["content"] for m in PromptBuilder(Role.BUYER).chat(view))
+    assert "$1,529.70" in separated and "$2,250.00" in separated  # the default style is unchanged
 
 
 def test_price_vs_private_value_for_each_role() -> None:

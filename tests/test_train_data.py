@@ -4,6 +4,8 @@ and token-level generation with its sampling log-probabilities."""
 from __future__ import annotations
 
 import copy
+import json
+import re
 from pathlib import Path
 
 import msgspec
@@ -11,11 +13,13 @@ import pytest
 from conftest import make_scenario, message
 
 from counteroffer.agents import make_agent
+from counteroffer.agents.llm.factory import AGENT_DEFAULTS_FILE, HFSettings, agent_defaults
 from counteroffer.agents.llm.hf import load_model_and_tokenizer
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.agents.scripted.phrases import SELLER_PHRASES, Persona
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.game.messages import drop_thousands_separators
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
@@ -101,6 +105,18 @@ def _played_episode(shared_data: Path):
     return records[0]
 
 
+def _trained_runs(tokens: EpisodeTokens) -> list[list[int]]:
+    """The completion's runs of consecutive trained (mask 1) tokens."""
+    runs, current = [], []
+    for token, trained in zip(tokens.completion_ids, tokens.mask, strict=True):
+        if trained:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    return runs + ([current] if current else [])
+
+
 def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Path, chat_tokenizer) -> None:
     record = _played_episode(shared_data)
     assert sum(m.role is Role.BUYER for m in record.messages) >= 2  # a multi-turn episode
@@ -110,16 +126,8 @@ def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Pa
     assert len(tokens.completion_ids) == len(tokens.mask) == len(tokens.logprobs)
 
     # The trained runs are exactly the buyer's messages, each closed by the end-of-turn token.
-    runs, current = [], []
-    for token, trained in zip(tokens.completion_ids, tokens.mask, strict=True):
-        if trained:
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    runs += [current] if current else []
     buyer_texts = [m.raw for m in record.messages if m.role is Role.BUYER]
-    assert [tokenizer.decode(run) for run in runs] == [f"{text}<|im_end|>" for text in buyer_texts]
+    assert [tokenizer.decode(run) for run in _trained_runs(tokens)] == [f"{text}<|im_end|>" for text in buyer_texts]
 
     # Every token of the seller's messages and of the game's text is masked out; so is the whole prompt.
     pieces = [tokenizer.decode([token]) for token in tokens.completion_ids]
@@ -144,6 +152,34 @@ def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Pa
     final_chat = prompts.chat(game.view(Role.BUYER))
     rendered = chat_tokenizer.encode(chat_tokenizer.render(final_chat, generation_prompt=False))
     assert rendered[: len(tokens.ids)] == tokens.ids
+
+
+def test_demonstrations_are_trained_in_the_buyers_money_style(chat_tokenizer) -> None:
+    """Without thousands separators the teacher's messages are trained as the student will read and write prices:
+    the same words with every amount plain, and nothing in the sequence is written with a separator."""
+    scenario = make_scenario(asking=2400.0, budget=1529.7, cost=1200.0)
+    records = []
+    jobs = plan_jobs([scenario], ["scripted:reader"], "scripted:titfortat", "neutral", 1)
+    buyer, seller = make_agent("scripted:reader", Role.BUYER), make_agent("scripted:titfortat", Role.SELLER)
+    run_episodes(jobs, lambda job: (buyer, seller), records.append, config=GameConfig(max_turns=4))
+    written = [m.raw for m in records[0].messages if m.role is Role.BUYER]
+    assert any(re.search(r"\$\d,\d{3}", text) for text in written)  # the teacher writes $1,529.70
+
+    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(None, 0, 0, thousands_separator=False))
+    tokens = demonstration_tokens(records[0], prompts, chat_tokenizer)
+    tokenizer = chat_tokenizer.tokenizer
+    trained = [tokenizer.decode(run) for run in _trained_runs(tokens)]
+    assert trained == [f"{drop_thousands_separators(text)}<|im_end|>" for text in written]
+    sequence = tokenizer.decode(tokens.ids)
+    assert "$1529.70" in sequence and not re.search(r"\$\d{1,3},\d{3}", sequence)
+
+
+def test_a_checkpoints_money_style_reaches_the_agent_that_loads_it(tmp_path: Path) -> None:
+    settings = TrainConfig.model_validate({"prompts": {"thousands_separator": False}}).prompts
+    assert settings.spec_query() == "description_chars=600&features_chars=400&thousands_separator=false"
+    (tmp_path / AGENT_DEFAULTS_FILE).write_text(json.dumps(settings.agent_params()))
+    assert HFSettings(**agent_defaults(str(tmp_path))).thousands_separator is False
+    assert HFSettings().thousands_separator is True
 
 
 def test_a_template_that_rewrites_earlier_turns_is_refused(model_and_tokenizer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -198,6 +199,16 @@ def test_the_dataset_is_the_scenarios_with_the_gymnasium_envs_opening(shared_dat
     finally:
         env.close()
         gym_env.close()
+
+
+def test_the_buyers_money_style_reaches_its_prompts(shared_data: Path) -> None:
+    """The second test product asks $1,026.92: without separators the buyer reads $1026.92."""
+    env = load_environment(split="test", limit=2, thousands_separator=False, data_root=str(shared_data))
+    try:
+        prompts = json.dumps([row["prompt"] for row in env.get_eval_dataset().to_list()])
+    finally:
+        env.close()
+    assert "$1026.92" in prompts and "$1,026.92" not in prompts
 
 
 @pytest.mark.parametrize(

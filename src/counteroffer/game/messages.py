@@ -63,6 +63,15 @@ def format_money(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
+_SEPARATED_MONEY_RE = re.compile(r"\$\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)")
+
+
+def drop_thousands_separators(text: str) -> str:
+    """``text`` with every dollar amount written without thousands separators: ``$1,299.50`` becomes ``$1299.50``.
+    Other commas ("$5, then") are kept; the parser reads both forms as the same price."""
+    return _SEPARATED_MONEY_RE.sub(lambda match: match.group().replace(",", ""), text)
+
+
 class Action(msgspec.Struct, gc=False, frozen=True):
     """One action: its kind and, for BUY/SELL/DEAL, a price in dollars rounded to cents."""
 

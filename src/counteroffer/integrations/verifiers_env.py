@@ -109,6 +109,7 @@ class VerifiersEnvSettings(BaseModel):
     prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
     description_chars: int | None = Field(_PROMPT_DEFAULTS.description_chars, ge=0)
     features_chars: int | None = Field(_PROMPT_DEFAULTS.features_chars, ge=0)
+    thousands_separator: bool = _PROMPT_DEFAULTS.thousands_separator
     seed: int = Field(0, description="base of the per-episode seeds, as the bench's --seed")
 
 
@@ -274,6 +275,7 @@ def load_environment(
     prompts: str | Path | None = None,
     description_chars: int | None = _PROMPT_DEFAULTS.description_chars,
     features_chars: int | None = _PROMPT_DEFAULTS.features_chars,
+    thousands_separator: bool = _PROMPT_DEFAULTS.thousands_separator,
     seed: int = 0,
 ) -> NegotiationVerifiersEnv:
     """The environment over one catalogue split against one seller (the Environments Hub's entry point).
@@ -281,7 +283,8 @@ def load_environment(
     ``seller``: any agent spec (``scripted:boulware``, ``openai:MODEL@URL``, ``hf:MODEL``), always regulated by
     the game; ``persona``: the seller's manner; ``catalog`` / ``split`` / ``limit`` / ``data_root``: the scenarios,
     as in ``counteroffer bench``; ``max_turns``: turns per episode; ``prompts``, ``description_chars``,
-    ``features_chars``: the buyer's prompt, as in an LLM agent spec; ``seed``: the bench's ``--seed``.
+    ``features_chars``, ``thousands_separator``: the buyer's prompt, as in an LLM agent spec; ``seed``: the
+    bench's ``--seed``.
     """
     try:
         settings = VerifiersEnvSettings(
@@ -295,13 +298,17 @@ def load_environment(
             prompts=prompts,  # type: ignore[arg-type]
             description_chars=description_chars,
             features_chars=features_chars,
+            thousands_separator=thousands_separator,
             seed=seed,
         )
     except ValidationError as exc:
         raise ValueError(f"load_environment: {validation_problems(exc)}") from None
     try:
         buyer_prompts = PromptBuilder(
-            Role.BUYER, config=PromptConfig(settings.prompts, settings.description_chars, settings.features_chars)
+            Role.BUYER,
+            config=PromptConfig(
+                settings.prompts, settings.description_chars, settings.features_chars, settings.thousands_separator
+            ),
         )
     except FileNotFoundError as exc:
         raise ValueError(f"load_environment: prompts: {exc}") from None

@@ -65,6 +65,11 @@ class PromptSettings(Section):
         600, ge=0, description="cap on the product description in the buyer's prompt; null = the full text"
     )
     features_chars: int | None = Field(400, ge=0, description="cap on the feature list; null = the full text")
+    thousands_separator: bool = Field(
+        True,
+        description="false: every dollar amount the buyer reads, and its demonstrations, written without thousands "
+        "separators ($1299.50), for a small model whose arithmetic on $1,299.50 loses the comma's place",
+    )
 
     def agent_params(self) -> dict[str, str | int | None]:
         """These settings as an LLM agent's parameters (``hf:`` spec query, a checkpoint's agent defaults);
@@ -73,11 +78,19 @@ class PromptSettings(Section):
             "prompts": str(self.templates_dir.resolve()) if self.templates_dir is not None else None,
             "description_chars": self.description_chars,
             "features_chars": self.features_chars,
+            "thousands_separator": self.thousands_separator,
         }
 
     def spec_query(self) -> str:
-        """These settings as the query of an ``hf:`` or ``openai:`` agent spec (``none`` = the full text)."""
-        params = {k: "none" if v is None else v for k, v in self.agent_params().items() if k != "prompts" or v}
+        """These settings as the query of an ``hf:`` or ``openai:`` agent spec (``none`` = the full text). The
+        packaged templates and the default money style are left out, so the spec, which names the buyer in episode
+        records, reads as it did before those settings existed."""
+        defaults = {"prompts": None, "thousands_separator": True}
+        params = {
+            key: "none" if value is None else str(value).lower() if isinstance(value, bool) else value
+            for key, value in self.agent_params().items()
+            if key not in defaults or value != defaults[key]
+        }
         return urlencode(params, safe="/")
 
 
@@ -263,7 +276,12 @@ class TrainConfig(Section):
 
     def prompt_config(self) -> PromptConfig:
         """The buyer's prompt format, the same in SFT, GRPO, evaluation and the saved checkpoint's defaults."""
-        return PromptConfig(self.prompts.templates_dir, self.prompts.description_chars, self.prompts.features_chars)
+        return PromptConfig(
+            self.prompts.templates_dir,
+            self.prompts.description_chars,
+            self.prompts.features_chars,
+            self.prompts.thousands_separator,
+        )
 
     @property
     def sft_dir(self) -> Path:

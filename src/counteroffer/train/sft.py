@@ -145,7 +145,7 @@ def demonstration_tokens(record: EpisodeRecord, prompts: PromptBuilder, chat_tok
     for message in record.messages:
         if message.role is prompts.role:
             tokens.observe(prompts.chat(game.view(prompts.role)), chat_tokenizer)
-            tokens.add_written(message.raw, chat_tokenizer)
+            tokens.add_written(prompts.in_money_style(message.raw), chat_tokenizer)
         game.step(message.raw)
     return tokens
 

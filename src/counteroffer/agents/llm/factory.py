@@ -38,6 +38,7 @@ class LLMSettings(BaseModel):
     prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
     description_chars: int | None = Field(600, ge=0, description="cap on the product description; none = full")
     features_chars: int | None = Field(400, ge=0, description="cap on the feature list; none = full")
+    thousands_separator: bool = Field(True, description="false: dollar amounts read as $1299.50, not $1,299.50")
     reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
 
     @field_validator("description_chars", "features_chars", mode="before")
@@ -121,7 +122,9 @@ def make_llm_agent(
         )
     temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE[role]
     try:
-        prompts = PromptConfig(settings.prompts, settings.description_chars, settings.features_chars)
+        prompts = PromptConfig(
+            settings.prompts, settings.description_chars, settings.features_chars, settings.thousands_separator
+        )
         return LLMAgent(
             spec,
             role,

@@ -17,6 +17,11 @@ against the reader's own private value ("above your budget", "within your budget
 cost", "above your cost"), else "". The packaged templates leave it out (a capable model compares prices
 itself); the CPU recipe's compact prompt shows it, because a 135M model cannot compare two prices reliably and
 a buyer that cannot tell whether a price fits its budget overpays whatever it learns.
+
+``thousands_separator: False`` writes every dollar amount the role reads without separators (``$1299.50``), and
+:meth:`PromptBuilder.in_money_style` rewrites demonstrations the same way: a small model halving ``$1,529.70``
+digit by digit loses the comma's place ("Half of $1,529.70 is $81.75"). The role's own earlier messages are kept
+as it wrote them, whatever the style, so multi-turn training still only appends.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 import jinja2
 
 from counteroffer.agents.scripted.phrases import Persona
-from counteroffer.game.messages import Role, format_money
+from counteroffer.game.messages import Role, drop_thousands_separators, format_money
 from counteroffer.game.negotiation import RoleView
 from counteroffer.game.reward import PRICE_TOLERANCE
 
@@ -42,6 +47,7 @@ class PromptConfig:
     templates_dir: Path | None = None
     description_chars: int | None = 600
     features_chars: int | None = 400
+    thousands_separator: bool = True
 
 
 def price_vs_private_value(role: Role, price: float | None, private_value: float) -> str:
@@ -115,15 +121,22 @@ class PromptBuilder:
         earlier messages must read the same at every turn (multi-turn training appends, never re-renders)."""
         return {**context, "turn": 1, "is_last_turn": view.max_turns <= 1}
 
+    def in_money_style(self, text: str) -> str:
+        """``text`` with its dollar amounts written as this role reads them (see ``thousands_separator``)."""
+        return text if self.config.thousands_separator else drop_thousands_separators(text)
+
+    def _render(self, template: jinja2.Template, context: dict[str, object]) -> str:
+        return self.in_money_style(template.render(context).strip())
+
     def system_prompt(self, view: RoleView) -> str:
         return self.chat(view)[0]["content"]
 
     def chat(self, view: RoleView) -> list[ChatMessage]:
         context = self._context(view)
         opening = self._as_at_turn_1(context, view)
-        messages: list[ChatMessage] = [{"role": "system", "content": self._system.render(opening).strip()}]
+        messages: list[ChatMessage] = [{"role": "system", "content": self._render(self._system, opening)}]
         if self.role is Role.BUYER:
-            messages.append({"role": "user", "content": self._opening.render(opening).strip()})
+            messages.append({"role": "user", "content": self._render(self._opening, opening)})
         own = iter(view.own_messages)
         for shown in view.history:
             if shown.role is self.role:
@@ -141,5 +154,5 @@ class PromptBuilder:
                 else:  # the seller's reply closes turn t; the buyer now writes turn t + 1
                     reply_context["turn"] = shown.turn + 1
                     reply_context["is_last_turn"] = shown.turn + 1 >= view.max_turns
-                messages.append({"role": "user", "content": self._reply.render(reply_context).strip()})
+                messages.append({"role": "user", "content": self._render(self._reply, reply_context)})
         return messages
