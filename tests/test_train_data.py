@@ -96,11 +96,10 @@ def test_overrides_set_nested_fields(tmp_path: Path) -> None:
     assert config.grpo.learning_rate == TrainConfig().grpo.learning_rate  # untouched defaults stay
 
 
-def _played_episode(shared_data: Path):
-    scenario = load_scenarios("amazon", "train", data_root=shared_data, limit=1).scenarios[0]
+def _played_episode(scenario, buyer_spec: str = "scripted:anchor", seller_spec: str = "scripted:linear"):
     records = []
-    jobs = plan_jobs([scenario], ["scripted:anchor"], "scripted:linear", "neutral", 1)
-    buyer, seller = make_agent("scripted:anchor", Role.BUYER), make_agent("scripted:linear", Role.SELLER)
+    jobs = plan_jobs([scenario], [buyer_spec], seller_spec, "neutral", 1)
+    buyer, seller = make_agent(buyer_spec, Role.BUYER), make_agent(seller_spec, Role.SELLER)
     run_episodes(jobs, lambda job: (buyer, seller), records.append, config=GameConfig(max_turns=4))
     return records[0]
 
@@ -118,7 +117,7 @@ def _trained_runs(tokens: EpisodeTokens) -> list[list[int]]:
 
 
 def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Path, chat_tokenizer) -> None:
-    record = _played_episode(shared_data)
+    record = _played_episode(load_scenarios("amazon", "train", data_root=shared_data, limit=1).scenarios[0])
     assert sum(m.role is Role.BUYER for m in record.messages) >= 2  # a multi-turn episode
     prompts = PromptBuilder(Role.BUYER, config=PROMPTS)
     tokens = demonstration_tokens(record, prompts, chat_tokenizer)
@@ -158,15 +157,12 @@ def test_demonstrations_are_trained_in_the_buyers_money_style(chat_tokenizer) ->
     """Without thousands separators the teacher's messages are trained as the student will read and write prices:
     the same words with every amount plain, and nothing in the sequence is written with a separator."""
     scenario = make_scenario(asking=2400.0, budget=1529.7, cost=1200.0)
-    records = []
-    jobs = plan_jobs([scenario], ["scripted:reader"], "scripted:titfortat", "neutral", 1)
-    buyer, seller = make_agent("scripted:reader", Role.BUYER), make_agent("scripted:titfortat", Role.SELLER)
-    run_episodes(jobs, lambda job: (buyer, seller), records.append, config=GameConfig(max_turns=4))
-    written = [m.raw for m in records[0].messages if m.role is Role.BUYER]
+    record = _played_episode(scenario, "scripted:reader", "scripted:titfortat")
+    written = [m.raw for m in record.messages if m.role is Role.BUYER]
     assert any(re.search(r"\$\d,\d{3}", text) for text in written)  # the teacher writes $1,529.70
 
     prompts = PromptBuilder(Role.BUYER, config=PromptConfig(None, 0, 0, thousands_separator=False))
-    tokens = demonstration_tokens(records[0], prompts, chat_tokenizer)
+    tokens = demonstration_tokens(record, prompts, chat_tokenizer)
     tokenizer = chat_tokenizer.tokenizer
     trained = [tokenizer.decode(run) for run in _trained_runs(tokens)]
     assert trained == [f"{drop_thousands_separators(text)}<|im_end|>" for text in written]
