@@ -23,7 +23,7 @@ from counteroffer.game.messages import drop_thousands_separators
 from counteroffer.game.records import Outcome
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
-from counteroffer.train.grpo import grpo_prompts, run_grpo
+from counteroffer.train.grpo import flat_group_rate, grpo_prompts, run_grpo
 from counteroffer.train.sft import (
     IGNORE_INDEX,
     demonstration_tokens,
@@ -317,6 +317,16 @@ def test_grpo_oversamples_the_conflicting_interest_products() -> None:
     assert grpo_prompts([walk_away, bargain], conflicting_repeats=1) == ["ci", "mi"]
     assert grpo_prompts([walk_away, bargain], conflicting_repeats=4) == ["ci"] * 4 + ["mi"]
     assert TrainConfig().grpo.conflicting_repeats == 1
+
+
+def test_a_group_whose_rewards_are_all_equal_is_flat() -> None:
+    # Groups of 4 in TRL's order: equal rewards (to a float's noise), one that differs, all errored, errored + equal.
+    rewards = [0.5, 0.5, 0.5 + 1e-12, 0.5] + [0.5, 0.5, 0.5, 0.7] + [None] * 4 + [None, -1.0, -1.0, None]
+    assert flat_group_rate(rewards, 4) == 3 / 4
+    assert flat_group_rate(rewards, 2) == 7 / 8  # only (0.5, 0.7) differs
+    assert flat_group_rate([], 4) == 0.0
+    with pytest.raises(ValueError, match="groups of 3"):
+        flat_group_rate(rewards, 3)
 
 
 def test_an_over_budget_deal_is_not_a_demonstration() -> None:

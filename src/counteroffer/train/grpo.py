@@ -126,7 +126,7 @@ class EpisodeRollout:
             "completion_ids": [t.completion_ids for t in tokens],
             "logprobs": [t.logprobs for t in tokens],
             "env_mask": [t.mask for t in tokens],
-            "episode_reward": [r.reward if r.status is EpisodeStatus.OK else None for r in ordered],
+            "episode_reward": [scored_reward(r) for r in ordered],
         }
 
     def _report(self, records: list[EpisodeRecord], trainer, step: int, rollout: dict[str, float]) -> None:  # noqa: ANN001
@@ -139,10 +139,31 @@ class EpisodeRollout:
             return
         samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
         fields: dict[str, Any] = {"game": game_metrics(records), "samples": [transcript_text(r) for r in samples]}
+        group_size = self.config.grpo.group_size
+        fields["groups"] = {
+            "count": len(records) // group_size,
+            "flat_rate": flat_group_rate([scored_reward(r) for r in records], group_size),
+        }
         if len(self.sellers.choices) > 1:
             fields["game_by_seller"] = metrics_by_seller(records)
         fields["rollout"] = rollout  # this process's generation: seconds and token counts
         self.log.add(**fields)
+
+
+def scored_reward(record: EpisodeRecord) -> float | None:
+    """The reward GRPO trains on; ``None`` for an errored episode (the game did not finish: no verdict)."""
+    return record.reward if record.status is EpisodeStatus.OK else None
+
+
+def flat_group_rate(rewards: Sequence[float | None], group_size: int) -> float:
+    """The share of groups (``group_size`` consecutive episodes, TRL's order) whose scored episodes all earned the
+    same reward: every advantage in them is 0, so they teach nothing. TRL's ``frac_reward_zero_std`` cannot say
+    this under ``scale_rewards: batch``, where it reads the whole batch's spread. ``None``: an errored episode."""
+    if group_size < 1 or len(rewards) % group_size:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    groups = [rewards[start : start + group_size] for start in range(0, len(rewards), group_size)]
+    flat = sum(len({round(r, 9) for r in group if r is not None}) <= 1 for group in groups)
+    return flat / len(groups) if groups else 0.0
 
 
 def game_metrics(records: Sequence[EpisodeRecord]) -> dict[str, Any]:

@@ -3,7 +3,8 @@ the same numbers as TensorBoard scalars in ``tensorboard/``.
 
 A GRPO step's line has the trainer's numbers (loss, learning rate, grad norm, ...), the game metrics of the
 step's rollouts (``game``: reward, deal rate, bargained ratio, overshoot rate, first-offer ratio, turns,
-format-error rate, ...) and a few sample transcripts. A held-out evaluation adds a line with ``"kind": "eval"``.
+format-error rate, ...), the share of its groups whose rewards are all equal (``groups``: ``flat_rate``, ``count``)
+and a few sample transcripts. A held-out evaluation adds a line with ``"kind": "eval"``.
 Only the main process writes.
 """
 
@@ -62,7 +63,7 @@ class TrainLog(TrainerCallback):
         with self.path.open("a") as log:
             log.write(json.dumps(entry) + "\n")
         step = entry["step"]
-        for section in ("trainer", "game"):
+        for section in ("trainer", "game", "groups"):
             for name, value in (entry.get(section) or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     prefix = entry["kind"] if section == "game" else section
