@@ -151,7 +151,7 @@ class EpisodeRollout:
 
 
 def scored_reward(record: EpisodeRecord) -> float | None:
-    """The reward GRPO trains on; ``None`` for an errored episode (the game did not finish: no verdict)."""
+    """The reward GRPO trains on; ``None`` for an errored episode (its seller failed: no verdict to train on)."""
     return record.reward if record.status is EpisodeStatus.OK else None
 
 
