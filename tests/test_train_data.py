@@ -33,7 +33,7 @@ from counteroffer.train.sft import (
     seller_standing_price,
     sft_example,
 )
-from counteroffer.train.stage import training_scenarios
+from counteroffer.train.stage import trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens, TemplateDriftError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -94,6 +94,18 @@ def test_overrides_set_nested_fields(tmp_path: Path) -> None:
     config = load_config(path, {"grpo.steps": 2, "grpo.lora.enabled": True, "out": str(tmp_path)})
     assert config.grpo.steps == 2 and config.grpo.lora.enabled and config.out == tmp_path
     assert config.grpo.learning_rate == TrainConfig().grpo.learning_rate  # untouched defaults stay
+
+
+def test_each_stage_sets_its_own_learning_rate_schedule(tmp_path: Path) -> None:
+    """SFT decays by default and GRPO holds its rate (a constant run can be extended); either can be set."""
+    default = TrainConfig()
+    assert trainer_arguments(default.sft, tmp_path, 0)["lr_scheduler_type"] == "cosine"
+    assert trainer_arguments(default.grpo, tmp_path, 0)["lr_scheduler_type"] == "constant_with_warmup"
+    path = tmp_path / "c.yaml"
+    path.write_text("sft:\n  lr_schedule: constant\n")
+    config = load_config(path, {"grpo.lr_schedule": "linear"})
+    assert trainer_arguments(config.sft, tmp_path, 0)["lr_scheduler_type"] == "constant_with_warmup"
+    assert trainer_arguments(config.grpo, tmp_path, 0)["lr_scheduler_type"] == "linear"
 
 
 def _played_episode(scenario, buyer_spec: str = "scripted:anchor", seller_spec: str = "scripted:linear"):

@@ -106,10 +106,18 @@ class LoraSettings(Section):
     )
 
 
+LearningRateSchedule = Literal["constant", "cosine", "linear"]
+
+
 class OptimSettings(Section):
     learning_rate: float = Field(gt=0)
     per_device_batch_size: int = Field(8, ge=1, description="sequences per forward/backward pass and process")
     warmup_ratio: float = Field(0.0, ge=0, le=1)
+    lr_schedule: LearningRateSchedule = Field(
+        "constant",
+        description="learning rate after warmup: constant, or decayed to 0 at the last step (cosine, linear); a "
+        "decayed run cannot be extended by raising steps, it is a different run",
+    )
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     bf16: bool | Literal["auto"] = Field(
@@ -129,6 +137,9 @@ class SFTSettings(OptimSettings, SellerMixSection):
     """The warm start: scripted demonstrations in the LLM buyer's exact prompt format, loss on buyer tokens."""
 
     learning_rate: float = Field(5e-5, gt=0)
+    lr_schedule: LearningRateSchedule = Field(
+        "cosine", description="learning rate after warmup: decayed to 0 at the last step (cosine, linear) or constant"
+    )
     gradient_accumulation_steps: int = Field(1, ge=1)
     demo_buyers: list[str] = Field(
         default_factory=lambda: [
@@ -197,11 +208,6 @@ class GRPOSettings(OptimSettings, SellerMixSection):
         "this many times in the GRPO dataset; they are about 5% of the catalogue, too rare to learn from otherwise",
     )
     steps: int = Field(60, ge=1, description="optimizer steps (the paper: about 60)")
-    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
-        "constant",
-        description="learning rate after warmup: constant, or decayed to 0 at the last step (cosine, linear); a "
-        "decayed run cannot be extended by raising steps, it is a different run",
-    )
     beta: float = Field(0.0, ge=0, description="KL coefficient to the initial model (the paper: 0)")
     temperature: float = Field(1.0, gt=0, description="buyer sampling temperature (the paper: 1.0)")
     top_p: float = Field(1.0, gt=0, le=1)

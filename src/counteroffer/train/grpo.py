@@ -282,7 +282,6 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     args = GRPOConfig(
         **trainer_arguments(settings, out, config.seed),
         max_steps=settings.steps,
-        lr_scheduler_type="constant_with_warmup" if settings.lr_schedule == "constant" else settings.lr_schedule,
         gradient_accumulation_steps=episodes // per_step,
         generation_batch_size=episodes,
         num_generations=settings.group_size,

@@ -205,7 +205,6 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     args = SFTConfig(
         **trainer_arguments(settings, out, config.seed),
         num_train_epochs=settings.epochs,
-        lr_scheduler_type="cosine",
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         max_length=settings.max_length,
     )

@@ -91,6 +91,7 @@ def trainer_arguments(settings: OptimSettings, out: Path, seed: int) -> dict[str
         "seed": seed,
         "learning_rate": settings.learning_rate,
         "warmup_steps": settings.warmup_ratio,  # below 1: a fraction of the steps
+        "lr_scheduler_type": "constant_with_warmup" if settings.lr_schedule == "constant" else settings.lr_schedule,
         "weight_decay": settings.weight_decay,
         "max_grad_norm": settings.max_grad_norm,
         "per_device_train_batch_size": settings.per_device_batch_size,
