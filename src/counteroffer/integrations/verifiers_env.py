@@ -63,10 +63,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from counteroffer.agents.base import Agent, AgentFailure, Reply, TurnRequest
 from counteroffer.agents.llm.backend import split_reasoning
+from counteroffer.agents.llm.factory import PromptFields
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
@@ -95,7 +96,7 @@ _PROMPT_DEFAULTS = PromptConfig()
 BUYER_PREFIX = "verifiers:"  # the buyer named in episode records: "verifiers:MODEL"
 
 
-class VerifiersEnvSettings(BaseModel):
+class VerifiersEnvSettings(PromptFields):
     """The arguments of :func:`load_environment`, checked before anything is loaded."""
 
     model_config = ConfigDict(extra="forbid")
@@ -106,10 +107,6 @@ class VerifiersEnvSettings(BaseModel):
     max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1, description="turns per episode (buyer message + seller reply)")
     limit: int | None = Field(None, ge=1, description="use only the first LIMIT scenarios of the split")
     data_root: str | Path | None = None
-    prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
-    description_chars: int | None = Field(_PROMPT_DEFAULTS.description_chars, ge=0)
-    features_chars: int | None = Field(_PROMPT_DEFAULTS.features_chars, ge=0)
-    thousands_separator: bool = _PROMPT_DEFAULTS.thousands_separator
     seed: int = Field(0, description="base of the per-episode seeds, as the bench's --seed")
 
 
@@ -306,9 +303,7 @@ def load_environment(
     try:
         buyer_prompts = PromptBuilder(
             Role.BUYER,
-            config=PromptConfig(
-                settings.prompts, settings.description_chars, settings.features_chars, settings.thousands_separator
-            ),
+            config=settings.prompt_config(),
         )
     except FileNotFoundError as exc:
         raise ValueError(f"load_environment: prompts: {exc}") from None

@@ -29,22 +29,38 @@ from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 
+_DEFAULT_PROMPTS = PromptConfig()
 
-class LLMSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    temperature: float | None = Field(None, ge=0, description="sampling temperature; default buyer 1.0, seller 0.7")
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(96, ge=1, description="tokens per turn (a well-formed message needs 40-80)")
+
+class PromptFields(BaseModel):
+    """The prompt settings of an LLM agent spec and of the verifiers environment's buyer."""
+
     prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
-    description_chars: int | None = Field(600, ge=0, description="cap on the product description; none = full")
-    features_chars: int | None = Field(400, ge=0, description="cap on the feature list; none = full")
-    thousands_separator: bool = Field(True, description="false: dollar amounts read as $1299.50, not $1,299.50")
-    reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
+    description_chars: int | None = Field(
+        _DEFAULT_PROMPTS.description_chars, ge=0, description="cap on the product description; none = full"
+    )
+    features_chars: int | None = Field(
+        _DEFAULT_PROMPTS.features_chars, ge=0, description="cap on the feature list; none = full"
+    )
+    thousands_separator: bool = Field(
+        _DEFAULT_PROMPTS.thousands_separator, description="false: dollar amounts read as $1299.50, not $1,299.50"
+    )
 
     @field_validator("description_chars", "features_chars", mode="before")
     @classmethod
     def _none_means_full(cls, value: object) -> object:
         return None if isinstance(value, str) and value.lower() in ("none", "full") else value
+
+    def prompt_config(self) -> PromptConfig:
+        return PromptConfig(self.prompts, self.description_chars, self.features_chars, self.thousands_separator)
+
+
+class LLMSettings(PromptFields):
+    model_config = ConfigDict(extra="forbid")
+    temperature: float | None = Field(None, ge=0, description="sampling temperature; default buyer 1.0, seller 0.7")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(96, ge=1, description="tokens per turn (a well-formed message needs 40-80)")
+    reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
 
 
 class HFSettings(LLMSettings):
@@ -122,16 +138,13 @@ def make_llm_agent(
         )
     temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE[role]
     try:
-        prompts = PromptConfig(
-            settings.prompts, settings.description_chars, settings.features_chars, settings.thousands_separator
-        )
         return LLMAgent(
             spec,
             role,
             backend,
             Sampling(temperature, settings.top_p, settings.max_new_tokens),
             persona=persona,
-            prompts=prompts,
+            prompts=settings.prompt_config(),
             reasks=settings.reasks,
             fallback=fallback,
         )
