@@ -57,6 +57,15 @@ class SellerMixSection(Section):
         return data
 
 
+def _query_value(value: str | int | None) -> str | int:
+    """A parameter as an agent spec's query writes it: ``none``, ``true``/``false``, or the value."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
 class PromptSettings(Section):
     templates_dir: Path | None = Field(
         None, description="folder of Jinja templates overriding the packaged buyer prompts (buyer.j2, opening.j2, ...)"
@@ -87,7 +96,7 @@ class PromptSettings(Section):
         records, reads as it did before those settings existed."""
         defaults = {"prompts": None, "thousands_separator": True}
         params = {
-            key: "none" if value is None else str(value).lower() if isinstance(value, bool) else value
+            key: _query_value(value)
             for key, value in self.agent_params().items()
             if key not in defaults or value != defaults[key]
         }
