@@ -67,8 +67,8 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from counteroffer.agents.base import Agent, AgentFailure, Reply, TurnRequest
 from counteroffer.agents.llm.backend import split_reasoning
-from counteroffer.agents.llm.factory import PromptFields
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.agents.llm.factory import DEFAULT_PROMPTS, PromptFields
+from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
@@ -92,7 +92,6 @@ except (ImportError, AttributeError) as exc:
         f"{getattr(vf, '__version__', '?')}: {INSTALL_HINT}"
     ) from exc
 
-_PROMPT_DEFAULTS = PromptConfig()
 BUYER_PREFIX = "verifiers:"  # the buyer named in episode records: "verifiers:MODEL"
 
 
@@ -270,9 +269,9 @@ def load_environment(
     limit: int | None = None,
     data_root: str | Path | None = None,
     prompts: str | Path | None = None,
-    description_chars: int | None = _PROMPT_DEFAULTS.description_chars,
-    features_chars: int | None = _PROMPT_DEFAULTS.features_chars,
-    thousands_separator: bool = _PROMPT_DEFAULTS.thousands_separator,
+    description_chars: int | None = DEFAULT_PROMPTS.description_chars,
+    features_chars: int | None = DEFAULT_PROMPTS.features_chars,
+    thousands_separator: bool = DEFAULT_PROMPTS.thousands_separator,
     seed: int = 0,
 ) -> NegotiationVerifiersEnv:
     """The environment over one catalogue split against one seller (the Environments Hub's entry point).

@@ -29,7 +29,7 @@ from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 
-_DEFAULT_PROMPTS = PromptConfig()
+DEFAULT_PROMPTS = PromptConfig()
 
 
 class PromptFields(BaseModel):
@@ -37,13 +37,13 @@ class PromptFields(BaseModel):
 
     prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
     description_chars: int | None = Field(
-        _DEFAULT_PROMPTS.description_chars, ge=0, description="cap on the product description; none = full"
+        DEFAULT_PROMPTS.description_chars, ge=0, description="cap on the product description; none = full"
     )
     features_chars: int | None = Field(
-        _DEFAULT_PROMPTS.features_chars, ge=0, description="cap on the feature list; none = full"
+        DEFAULT_PROMPTS.features_chars, ge=0, description="cap on the feature list; none = full"
     )
     thousands_separator: bool = Field(
-        _DEFAULT_PROMPTS.thousands_separator, description="false: dollar amounts read as $1299.50, not $1,299.50"
+        DEFAULT_PROMPTS.thousands_separator, description="false: dollar amounts read as $1299.50, not $1,299.50"
     )
 
     @field_validator("description_chars", "features_chars", mode="before")
