@@ -163,38 +163,39 @@ KIND_LABELS = {
     "grpo": "after SFT + GRPO",
     "anchor": "`scripted:anchor`",
     "best_scripted": "best fixed scripted buyer",
-    "teacher": "the SFT teacher",
+    "teacher": "SFT teacher",
     "oracle": "`scripted:oracle` (knows cost and strategy)",
 }
 
 
 def summary_markdown(rows: list[dict]) -> str:
     """The summary as BENCHMARKS.md shows it: reward [95% interval] per buyer and opponent, then the mixture's
-    other columns."""
+    other columns. One line per buyer, in KIND_ORDER; teachers (a config may name several) are labelled by spec."""
     opponents = list(dict.fromkeys(row["opponent"] for row in rows))
-    cell = {(row["kind"], row["opponent"]): row for row in rows}
-    kinds = [k for k in KIND_ORDER if any(kind == k for kind, _ in cell)]
-    labels = {kind: KIND_LABELS[kind] for kind in kinds}
-    if "teacher" in labels:  # the config names it
-        labels["teacher"] += f" (`{next(row['buyer'] for row in rows if row['kind'] == 'teacher')}`)"
+    cell = {(row["buyer"], row["opponent"]): row for row in rows}
+    kind_of = {row["buyer"]: row["kind"] for row in rows if row["kind"] in KIND_LABELS}
+    buyers = sorted(kind_of, key=lambda buyer: KIND_ORDER.index(kind_of[buyer]))  # stable: config order within
+    labels = {
+        buyer: KIND_LABELS[kind_of[buyer]] + (f" `{buyer}`" if kind_of[buyer] == "teacher" else "") for buyer in buyers
+    }
     lines = ["| buyer | " + " | ".join(opponents) + " |", "|---|" + "---:|" * len(opponents)]
-    for kind in kinds:
+    for buyer in buyers:
         values = []
         for opponent in opponents:
-            row = cell.get((kind, opponent))
+            row = cell.get((buyer, opponent))
             low, high = row["reward_ci"] if row else (None, None)
             values.append(f"{row['reward']:+.3f} [{low:+.3f}, {high:+.3f}]" if row else "–")
-        lines.append(f"| {labels[kind]} | " + " | ".join(values) + " |")
+        lines.append(f"| {labels[buyer]} | " + " | ".join(values) + " |")
     header = "| buyer (mixture) | n | deal rate | bargained (MI deals) | overshoot | CI overshoot (n) | format errors |"
     lines += ["", header, "|---|" + "---:|" * 6]
-    for kind in kinds:
-        row = cell.get((kind, "mixture"))
+    for buyer in buyers:
+        row = cell.get((buyer, "mixture"))
         if row is None:
             continue
         bargained = "–" if row["bargained_ratio"] is None else f"{row['bargained_ratio']:.3f}"
         ci = "–" if row["ci_overshoot"] is None else f"{row['ci_overshoot']:.1%} ({row['ci_n']})"
         lines.append(
-            f"| {labels[kind]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
+            f"| {labels[buyer]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
             f"| {ci} | {row['format_errors']:.1%} |"
         )
     return "\n".join(lines) + "\n"
