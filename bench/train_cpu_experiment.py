@@ -156,8 +156,7 @@ def summary_rows(tables: list[PaperTable], kinds: dict[str, str]) -> list[dict]:
     return rows
 
 
-KIND_ORDER = ("base", "sft", "grpo", "anchor", "best_scripted", "teacher", "oracle")
-KIND_LABELS = {
+KIND_LABELS = {  # in the order of the summary's lines
     "base": "SmolLM2-135M, untrained",
     "sft": "after SFT",
     "grpo": "after SFT + GRPO",
@@ -170,11 +169,12 @@ KIND_LABELS = {
 
 def summary_markdown(rows: list[dict]) -> str:
     """The summary as BENCHMARKS.md shows it: reward [95% interval] per buyer and opponent, then the mixture's
-    other columns. One line per buyer, in KIND_ORDER; teachers (a config may name several) are labelled by spec."""
+    other columns. One line per buyer, in KIND_LABELS' order; teachers (a config may name several) are labelled
+    by spec."""
     opponents = list(dict.fromkeys(row["opponent"] for row in rows))
     cell = {(row["buyer"], row["opponent"]): row for row in rows}
     kind_of = {row["buyer"]: row["kind"] for row in rows if row["kind"] in KIND_LABELS}
-    buyers = sorted(kind_of, key=lambda buyer: KIND_ORDER.index(kind_of[buyer]))  # stable: config order within
+    buyers = sorted(kind_of, key=lambda buyer: list(KIND_LABELS).index(kind_of[buyer]))  # stable: config order within
     labels = {
         buyer: KIND_LABELS[kind_of[buyer]] + (f" `{buyer}`" if kind_of[buyer] == "teacher" else "") for buyer in buyers
     }
