@@ -4,18 +4,22 @@ one training config, resumable at every stage.
     python bench/train_cpu_experiment.py [--config configs/cpu-smollm2.yaml] [--results bench/results/cpu-learning]
                                          [--set FIELD=VALUE ...]
 
-1. **Baselines.** The fixed scripted buyers (anchor-and-concede, patient) are grid-searched on the *train* split
-   against the training mixture (``counteroffer baselines``); the winner is the "best fixed scripted buyer".
+1. **Baselines.** Every registered scripted buyer family (anchor-and-concede, patient, reader) is grid-searched on
+   the *train* split against the training mixture (``counteroffer baselines``); the winner is the "best scripted
+   buyer".
 2. **SFT** on the config's demonstrations, then **GRPO** against the mixture, with the validation curve on
    held-out train products in the log.
 3. **Evaluation** on the 128 test products × 2 rollouts (an evaluation suite under ``OUT/eval``): against each
    training seller, the mixture (every product against every training seller, pooled), and unseen opponents (a
    Boulware seller, the unyielding persona, CraigslistBargain). Rows: the untrained model, SFT, SFT + GRPO,
-   ``scripted:anchor``, the best fixed scripted buyer, the teacher whose episodes SFT imitated, and the oracle.
+   ``scripted:anchor``, the best scripted buyer, the teacher whose episodes SFT imitated, and the oracle.
 
-Writes into ``--results``: ``summary.json`` (one row per buyer × opponent, and SFT + GRPO's paired differences from
-the best fixed scripted buyer and from SFT on the mixture), ``paired.json``, ``baselines.json``, ``tables.md``,
-``phases.json``, ``curves.png`` and ``timings.json``; episodes and checkpoints go to the config's ``out``. A re-run
+Writes into ``--results``: ``summary.json`` (one row per buyer × opponent, SFT + GRPO's paired differences from
+the best scripted buyer and from SFT on the mixture, and ``test_evaluations``: how many configurations had been
+scored on the test products when this one was, from the ledger ``bench/results/test-evaluations.jsonl``, to which
+a run adds itself), ``paired.json``, ``baselines.json``, ``tables.md``, ``phases.json``, ``curves.png``,
+``timings.json`` and ``episodes.jsonl.gz`` (every evaluation episode the tables rest on, with its transcript);
+checkpoints and the working copies of the episodes go to the config's ``out``. Intervals resample products. A re-run
 skips finished evaluations and continues training from the last checkpoint. ``--report DIR`` also writes the
 HTML report of the run. The evaluations run in order of importance (the scripted rows; the trained buyers against
 the training sellers; against the unseen opponents; the untrained model), so a run cut short has the cells the
@@ -26,7 +30,8 @@ episodes played so far (every row says its ``n``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import gzip
+import hashlib
 import json
 import sys
 import time
@@ -36,10 +41,11 @@ from pathlib import Path
 from machine import describe_machine
 
 from counteroffer.analysis.paired import paired_differences
-from counteroffer.analysis.phases import analyse_run, phase_bands
+from counteroffer.analysis.phases import analyse_run
 from counteroffer.analysis.tables import PaperTable, suite_records, suite_tables, write_tables
 from counteroffer.config_file import parse_overrides
 from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
+from counteroffer.evaluate.stats import Estimate
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
 from counteroffer.files import write_text_atomic
 from counteroffer.train import TrainConfig, load_config, run_grpo, run_sft
@@ -129,6 +135,10 @@ def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limi
     )
 
 
+def _exact(rate: Estimate) -> list[float] | None:
+    return None if rate.exact_low is None else [rate.exact_low, rate.exact_high]
+
+
 def summary_rows(tables: list[PaperTable], kinds: dict[str, str]) -> list[dict]:
     rows = []
     for table in tables:
@@ -142,14 +152,19 @@ def summary_rows(tables: list[PaperTable], kinds: dict[str, str]) -> list[dict]:
                     "opponent": "mixture" if table.name == "mixture" else table.title.split(": ", 1)[-1],
                     "table": table.name,
                     "n": summary.episodes,
+                    "products": reward.clusters,
                     "reward": reward.mean,
                     "reward_ci": [reward.ci_low, reward.ci_high],
                     "deal_rate": summary.overall.deal_rate.mean,
                     "overshoot": summary.overall.overshoot_rate.mean,
                     "format_errors": summary.overall.format_error_rate.mean,
+                    "format_errors_exact_ci": _exact(summary.overall.format_error_rate),
+                    "misquote_rate": summary.overall.misquote_rate.mean,
                     "bargained_ratio": summary.mutual_interest.bargained_ratio.mean,
                     "ci_n": ci.episodes,
                     "ci_overshoot": ci.overshoot_rate.mean,
+                    "ci_overshoot_events": ci.overshoot_rate.events,
+                    "ci_overshoot_exact_ci": _exact(ci.overshoot_rate),
                     "ci_deal_rate": ci.deal_rate.mean,
                 }
             )
@@ -161,7 +176,7 @@ KIND_LABELS = {  # in the order of the summary's lines
     "sft": "after SFT",
     "grpo": "after SFT + GRPO",
     "anchor": "`scripted:anchor`",
-    "best_scripted": "best fixed scripted buyer",
+    "best_scripted": "best scripted buyer",
     "teacher": "SFT teacher",
     "oracle": "`scripted:oracle` (knows cost and strategy)",
 }
@@ -186,19 +201,57 @@ def summary_markdown(rows: list[dict]) -> str:
             low, high = row["reward_ci"] if row else (None, None)
             values.append(f"{row['reward']:+.3f} [{low:+.3f}, {high:+.3f}]" if row else "–")
         lines.append(f"| {labels[buyer]} | " + " | ".join(values) + " |")
-    header = "| buyer (mixture) | n | deal rate | bargained (MI deals) | overshoot | CI overshoot (n) | format errors |"
-    lines += ["", header, "|---|" + "---:|" * 6]
+    header = (
+        "| buyer (mixture) | n | deal rate | bargained (MI deals) | overshoot | CI overshoot [exact 95%] "
+        "| format errors | misquotes |"
+    )
+    lines += ["", header, "|---|" + "---:|" * 7]
     for buyer in buyers:
         row = cell.get((buyer, "mixture"))
         if row is None:
             continue
         bargained = "–" if row["bargained_ratio"] is None else f"{row['bargained_ratio']:.3f}"
-        ci = "–" if row["ci_overshoot"] is None else f"{row['ci_overshoot']:.1%} ({row['ci_n']})"
+        ci = "–"
+        if row.get("ci_overshoot_exact_ci"):
+            low, high = row["ci_overshoot_exact_ci"]
+            ci = f"{row['ci_overshoot_events']} of {row['ci_n']} [{low:.1%}, {high:.1%}]"
+        misquotes = "–" if row.get("misquote_rate") is None else f"{row['misquote_rate']:.1%}"
         lines.append(
             f"| {labels[buyer]} | {row['n']} | {row['deal_rate']:.1%} | {bargained} | {row['overshoot']:.1%} "
-            f"| {ci} | {row['format_errors']:.1%} |"
+            f"| {ci} | {row['format_errors']:.1%} | {misquotes} |"
         )
     return "\n".join(lines) + "\n"
+
+
+EPISODES_FILE = "episodes.jsonl.gz"
+LEDGER = Path(__file__).parent / "results" / "test-evaluations.jsonl"
+
+
+def ship_episodes(records: dict, results: Path) -> dict:
+    """Every evaluation episode the tables rest on, with transcripts, as ``results/episodes.jsonl.gz`` (sorted by
+    key, so a re-summary writes the same bytes): anyone can re-score the claim from the repository."""
+    import msgspec
+
+    unique = {record.key: record for cell in records.values() for record in cell}
+    encoder = msgspec.json.Encoder()
+    lines = b"".join(encoder.encode(unique[key]) + b"\n" for key in sorted(unique))
+    data = gzip.compress(lines, compresslevel=9, mtime=0)
+    (results / EPISODES_FILE).write_bytes(data)
+    return {"file": EPISODES_FILE, "count": len(unique), "bytes": len(data)}
+
+
+def test_evaluations(config_path: Path, config: TrainConfig, results: Path) -> int:
+    """How many configurations had been scored on the test products when this one was: this run's place in the
+    repository's ledger, adding it (keyed by its resolved config) the first time it is summarised."""
+    fingerprint = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+    entries = [json.loads(line) for line in LEDGER.read_text().splitlines() if line.strip()] if LEDGER.is_file() else []
+    for number, entry in enumerate(entries, start=1):
+        if entry["config"] == fingerprint:
+            return number
+    entry = {"config": fingerprint, "results": str(results), "source": str(config_path), "date": time.strftime("%F")}
+    with LEDGER.open("a") as ledger:
+        ledger.write(json.dumps(entry) + "\n")
+    return len(entries) + 1
 
 
 def read_log(path: Path) -> list[dict]:
@@ -291,12 +344,12 @@ def main() -> None:
     else:
         best = timings.run("baselines", lambda: run_baselines(search, results)).best
         leader = {"buyer": best.buyer, "reward": best.reward}
-    best_fixed = leader["buyer"]
-    print(f"best fixed scripted buyer on train: {best_fixed} ({leader['reward']:.3f})", flush=True)
+    best_scripted = leader["buyer"]
+    print(f"best scripted buyer on train: {best_scripted} ({leader['reward']:.3f})", flush=True)
 
-    teachers = [spec for spec in config.sft.demo_buyers if spec != best_fixed]
-    scripted = list(dict.fromkeys(["scripted:anchor", best_fixed, *teachers]))
-    kinds = {"scripted:anchor": "anchor", best_fixed: "best_scripted", "scripted:oracle": "oracle"}
+    teachers = [spec for spec in config.sft.demo_buyers if spec != best_scripted]
+    scripted = list(dict.fromkeys(["scripted:anchor", best_scripted, *teachers]))
+    kinds = {"scripted:anchor": "anchor", best_scripted: "best_scripted", "scripted:oracle": "oracle"}
     kinds.update({spec: "teacher" for spec in teachers})
     claims = {table.name for table in training_tables(config)}
     trained = {}
@@ -333,23 +386,13 @@ def main() -> None:
     # than two separate intervals.
     paired = {
         name: [d.model_dump(mode="json") for d in paired_differences(suite, reference, records)]
-        for name, reference in (("best_fixed", best_fixed), ("sft", trained["sft"]))
+        for name, reference in (("best_scripted", best_scripted), ("sft", trained["sft"]))
     }
     write_text_atomic(results / "paired.json", json.dumps(paired, indent=2) + "\n")
     write_tables(suite.out, tables)
     (results / "tables.md").write_text((suite.out / "tables.md").read_text())
-    steps = analyse_run(config.out)
-    write_text_atomic(
-        results / "phases.json",
-        json.dumps(
-            {
-                "steps": [dataclasses.asdict(s) for s in steps],
-                "bands": [dataclasses.asdict(b) for b in phase_bands(steps)],
-            },
-            indent=1,
-        )
-        + "\n",
-    )
+    # The steps, the phase bands, and each phase's trend test (the labeller's settings with them).
+    write_text_atomic(results / "phases.json", json.dumps(analyse_run(config.out).as_dict(), indent=1) + "\n")
     plot(config, results)
     summary = {
         "rows": summary_rows(tables, kinds),
@@ -357,7 +400,10 @@ def main() -> None:
             name: next(d for d in found if d["buyer"] == trained["grpo"] and d["table"] == "mixture")
             for name, found in paired.items()
         },
-        "best_fixed_scripted": best_fixed,
+        "best_scripted": best_scripted,
+        "checkpoint": "grpo/final (fixed before the run; grpo/best is chosen on validation products only)",
+        "test_evaluations": test_evaluations(args.config, config, results),
+        "episodes": ship_episodes(records, results),
         "machine": describe_machine(),
         "command": " ".join(["python", *sys.argv]),
         "config": str(args.config),

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from counteroffer.agents import Agent, AgentSpecError, TurnRequest, make_agent
+from counteroffer.agents.registry import oracle_rivals
 from counteroffer.agents.scripted import (
     ConcedingBuyer,
     ConcessionSeller,
@@ -296,6 +297,62 @@ def test_oracle_never_loses_against_an_unyielding_seller(test_split: list[Scenar
         assert record.reward >= anchor[key].reward
 
 
+def _oracle_bound_holds(scenarios: Sequence[Scenario], seller: str, persona: str) -> None:
+    """No registered scripted buyer (every family's default and grid) earns more than the oracle on any scenario."""
+    oracle = play(scenarios, "scripted:oracle", seller, persona, rollouts=1)
+    rivals = oracle_rivals()
+    agents = {spec: make_agent(spec, Role.BUYER) for spec in rivals}
+    seller_agent = make_agent(seller, Role.SELLER, persona)
+    best: dict[tuple[str, int], tuple[float, str]] = {}
+
+    def keep(record: EpisodeRecord) -> None:
+        key = (record.scenario.scenario_id, record.rollout_index)
+        best[key] = max(best.get(key, (-2.0, "")), (record.reward, record.buyer))
+
+    jobs = plan_jobs(scenarios, rivals, seller, persona, 1, 0)
+    run_episodes(jobs, lambda job: (agents[job.buyer], seller_agent), keep, concurrency=1024)
+    assert best.keys() == oracle.keys()
+    for key, record in oracle.items():
+        reward, rival = best[key]
+        assert record.reward >= reward, f"{seller} ({persona}) {key}: {rival} {reward} > oracle {record.reward}"
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("seller", sorted(SELLERS))
+def test_no_scripted_buyer_beats_the_oracle_on_any_scenario(
+    test_split: list[Scenario], seller: str, persona: str
+) -> None:
+    """The oracle is an upper bound over the registry: on the first test products, against every scripted seller
+    and persona (the whole split is the slow test below)."""
+    _oracle_bound_holds(test_split[:8], f"scripted:{seller}", persona)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("seller", sorted(SELLERS))
+def test_no_scripted_buyer_beats_the_oracle_on_the_whole_test_split(
+    test_split: list[Scenario], seller: str, persona: str
+) -> None:
+    _oracle_bound_holds(test_split, f"scripted:{seller}", persona)
+
+
+def test_the_oracle_plays_a_rival_when_no_plan_of_its_own_does_as_well(test_split: list[Scenario]) -> None:
+    """Against tit-for-tat, the reader opening at a hundredth beats every plan of the oracle's own grid on some
+    products (its plans never open below a fiftieth): the oracle then plays the reader's moves."""
+    own_plans_only = OracleBuyer("scripted:oracle")  # no rivals: the plan grid alone
+    full = make_agent("scripted:oracle", Role.BUYER)
+    seller = make_agent("scripted:titfortat", Role.SELLER)
+    records = {}
+    for oracle in (own_plans_only, full):
+        oracle.bind_opponent(seller)
+        out: list[EpisodeRecord] = []
+        run_episodes(plan_jobs(test_split, ["scripted:oracle"], "scripted:titfortat", "neutral", 1, 0),
+                     lambda _, o=oracle: (o, seller), out.append)  # fmt: skip
+        records[oracle is full] = {r.scenario.scenario_id: r.reward for r in out}
+    gains = [records[True][k] - records[False][k] for k in records[False]]
+    assert min(gains) >= 0 and sum(gain > 0 for gain in gains) > 0
+
+
 class _NotScripted(Agent):
     def act(self, requests: Sequence[TurnRequest]) -> list[str]:  # pragma: no cover - never called
         raise AssertionError
@@ -374,7 +431,8 @@ def test_the_reader_meets_tit_for_tat_halfway_and_its_thoughts_do_the_arithmetic
                 assert numbers[:2] == [sells[-1], budget] or "rounds down" in thought
                 assert ("within" in thought) == (numbers[1 if "rounds down" in thought else 0] <= budget)
                 if "Half of it" in thought:
-                    assert numbers[2] == floor_cents(sells[-1] / 2) == action.price
+                    assert numbers[2] == floor_cents(sells[-1] / 2)
+                    assert action.price == min(numbers[2], floor_cents(exact))  # capped at the budget
                 if "rounds down" in thought:
                     price, target, stated_budget, *cut = numbers
                     assert price == sells[-1] and stated_budget == budget
@@ -402,6 +460,17 @@ def test_the_reader_meets_tit_for_tat_halfway_and_its_thoughts_do_the_arithmetic
     assert mirrored > len(titfortat) // 2
 
 
+@pytest.mark.parametrize("persona", ["neutral", "unyielding"])
+def test_the_reader_never_misquotes_even_where_its_share_is_over_the_budget(shared_data: Path, persona: str) -> None:
+    """On CraigslistBargain a seller's counter is often more than twice the budget: the share the reader names is
+    then above its budget and it offers the budget, saying so (it once called the budget "half of it")."""
+    scenarios = load_scenarios("craigslist", "test", data_root=shared_data).scenarios
+    records = play(scenarios, "scripted:reader?split=0.7", "scripted:linear", persona, rollouts=1)
+    capped = [r for r in records.values() if any("; I offer" in m.thought for m in r.messages)]
+    assert capped  # the case occurs
+    assert all(r.metrics.quotes and r.metrics.misquote is False for r in records.values())
+
+
 def test_a_reader_opening_at_a_hundredth_gets_more_from_tit_for_tat(test_split: list[Scenario]) -> None:
     """Tit-for-tat gives back each dollar the buyer concedes, so the deal lands near the middle of the first offer
     and the seller's counter: the lower the opening, the lower the price (the lever measured for the CPU recipe's
@@ -427,7 +496,7 @@ def test_round_down_keeps_the_leading_digits(amount: float, digits: int, expecte
 def test_reading_the_seller_beats_every_fixed_rule_against_the_mixture(test_split: list[Scenario]) -> None:
     """The teacher of the CPU recipe: against the three training sellers together it earns more than the
     anchor-and-concede and patient settings the baseline grid holds."""
-    from counteroffer.evaluate.baselines import default_grid
+    from counteroffer.agents.registry import family_grid
 
     sellers = ("scripted:linear", "scripted:titfortat", "scripted:conceder")
 
@@ -435,5 +504,5 @@ def test_reading_the_seller_beats_every_fixed_rule_against_the_mixture(test_spli
         return sum(mean_reward(play(test_split, buyer, seller, rollouts=1)) for seller in sellers) / len(sellers)
 
     reader = mixture("scripted:reader")
-    best = max(mixture(spec) for spec in default_grid()[::5])
+    best = max(mixture(spec) for spec in [*family_grid("anchor"), *family_grid("patient")][::5])
     assert reader > best + 0.02, (reader, best)

@@ -9,8 +9,9 @@ import pytest
 from conftest import run_cli
 
 from counteroffer.agents import make_agent
+from counteroffer.agents.registry import SCRIPTED_BUYERS, family_grid, scripted_buyer_grid
 from counteroffer.catalog import load_scenarios
-from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, default_grid, run_baselines
+from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
 from counteroffer.game import GameConfig, Role
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import plan_jobs, run_episodes
@@ -80,7 +81,7 @@ def test_a_seller_dump_leaves_out_the_default_weight_so_older_dumps_still_match(
 def search_result(shared_data: Path, tmp_path_factory):
     search = BaselineSearch(
         sellers=SELLERS,
-        buyers=[*default_grid()[::9], "scripted:patient?opening=0.1"],
+        buyers=[*scripted_buyer_grid()[::9], "scripted:patient?opening=0.1"],
         limit=60,
         data_root=str(shared_data),
     )
@@ -107,15 +108,19 @@ def test_the_search_ranks_every_buyer_by_its_mean_over_the_whole_mixture(search_
         )
         assert row.by_seller[seller] == pytest.approx(sum(r.reward for r in records) / len(records))
     assert row.reward == pytest.approx(sum(row.by_seller.values()) / len(SELLERS))
-    assert result.rows[0].interval is not None and result.rows[0].interval.n == 60 * len(SELLERS)
+    leader = result.rows[0].interval
+    assert leader is not None and leader.n == 60 * len(SELLERS) and leader.clusters == 60  # products resampled
+    assert set(result.family_best()) == {"anchor", "patient", "reader"}
+    assert all(row.interval is not None for row in result.family_best().values())
     saved = json.loads((out / BASELINES_FILE).read_text())
     assert saved["best"] == result.best.buyer and len(saved["rows"]) == len(result.rows)
+    assert saved["family_best"] == {name: row.buyer for name, row in result.family_best().items()}
     assert saved["search"]["split"] == "train"
 
 
-def test_the_search_only_ranks_fixed_scripted_buyers(shared_data: Path) -> None:
+def test_the_search_only_ranks_scripted_buyers(shared_data: Path) -> None:
     for buyer in ("scripted:oracle", "hf:smollm2-135m"):
-        with pytest.raises(ValueError, match="fixed scripted buyers"):
+        with pytest.raises(ValueError, match="ranks scripted buyers"):
             run_baselines(BaselineSearch(sellers=SELLERS, buyers=[buyer], limit=2, data_root=str(shared_data)))
 
 
@@ -126,8 +131,25 @@ def test_baselines_command_prints_the_table_and_the_winner(shared_data: Path, tm
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / BASELINES_FILE).read_text())
-    assert f"best fixed scripted buyer: {saved['best']}" in result.stdout.replace("\n", " ")
+    assert f"best scripted buyer: {saved['best']}" in result.stdout.replace("\n", " ")
     assert "scripted:linear (unyielding)" in result.stdout
-    assert len(saved["rows"]) == len(default_grid())
+    assert len(saved["rows"]) == len(scripted_buyer_grid())
+    assert {row["buyer"].partition("?")[0] for row in saved["rows"]} == {
+        "scripted:anchor", "scripted:patient", "scripted:reader"
+    }  # fmt: skip
     bad = run_cli("baselines", "--buyer", "scripted:oracle", "--limit", "2", "--data", shared_data)
-    assert bad.returncode == 2 and "fixed scripted buyers" in bad.stderr
+    assert bad.returncode == 2 and "ranks scripted buyers" in bad.stderr
+
+
+def test_every_family_with_a_grid_is_searched_and_a_family_added_later_joins_the_search(monkeypatch) -> None:
+    families = {name for name, family in SCRIPTED_BUYERS.items() if family.grid}
+    assert families == {"anchor", "patient", "reader"}
+    grid = scripted_buyer_grid()
+    assert len(grid) == sum(len(family_grid(name)) for name in families) == len(set(grid))
+    assert "scripted:reader?opening=0.01&split=0.5&digits=2" in grid  # the recorded run's SFT teacher
+    for spec in grid:
+        make_agent(spec, Role.BUYER)  # every grid point is a valid spec
+    later = SCRIPTED_BUYERS["patient"].__class__(SCRIPTED_BUYERS["patient"].make, {"opening": (0.07,)})
+    monkeypatch.setitem(SCRIPTED_BUYERS, "stubborn", later)
+    assert scripted_buyer_grid()[-1] == "scripted:stubborn?opening=0.07"
+    assert BaselineSearch(sellers=SELLERS).buyers[-1] == "scripted:stubborn?opening=0.07"

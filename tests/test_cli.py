@@ -33,10 +33,11 @@ def bench_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_bench_prints_one_row_per_buyer(bench_run: tuple[Path, str, str]) -> None:
     _, stdout, _ = bench_run
-    assert "amazon/test vs scripted:boulware (neutral), 4 rollout(s) per scenario" in stdout
+    assert "amazon/test vs scripted:boulware (neutral): 128 products × 4 rollout(s)" in stdout
     rows = [line for line in stdout.splitlines() if "scripted:" in line and "boulware" not in line]
     assert [next(b for b in BUYERS if b in row) for row in rows] == BUYERS  # one row each, in --buyer order
-    for header in ("reward", "MI", "CI", "deal", "bargained", "overshoot", "1st offer", "turns", "format err"):
+    headers = ("reward", "MI", "CI", "deal", "bargained", "overshoot", "1st offer", "turns", "format err", "misquote")
+    for header in headers:
         assert header in stdout
     assert all("512" in row for row in rows)
     assert "1536 played, 0 already finished" in squash(stdout)

@@ -66,3 +66,45 @@ def test_every_teacher_of_a_mixture_has_its_own_line(experiment) -> None:  # noq
     assert reward_lines[1].endswith("| +0.711 [+0.691, +0.731] | – |")
     assert "scripted:naive" not in table
     assert table.count("SFT teacher") == 2 * len(teachers)  # the reward table and the mixture's columns
+
+
+def test_the_episodes_ship_with_the_results_and_read_back(experiment, shared_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """A recorded claim ships its episodes: every evaluation episode, transcripts included, gzip JSONL sorted by
+    key (the same bytes on a re-summary), one record per key even where tables share a cell."""
+    import gzip
+
+    import msgspec
+
+    from counteroffer.evaluate.bench import BenchConfig, run_bench
+    from counteroffer.game.records import EpisodeRecord
+
+    bench = run_bench(
+        BenchConfig(buyers=["scripted:anchor"], seller="scripted:linear", split="test", limit=3, rollouts=2,
+                    out=tmp_path / "bench", data_root=str(shared_data))
+    )  # fmt: skip
+    records = bench.episodes_path.read_bytes().splitlines()
+    decoded = [msgspec.json.decode(line, type=EpisodeRecord) for line in records]
+    cells = {"cell-a": decoded, "cell-b": decoded[:2]}  # a cell shared by two tables
+    shipped = experiment.ship_episodes(cells, tmp_path)
+    first = (tmp_path / experiment.EPISODES_FILE).read_bytes()
+    assert shipped["count"] == 6 and shipped["bytes"] == len(first)
+    back = [msgspec.json.decode(line, type=EpisodeRecord) for line in gzip.decompress(first).splitlines()]
+    assert sorted(r.key for r in back) == [r.key for r in back] == sorted(r.key for r in decoded)
+    assert all(r.messages and r.messages[0].shown_talk for r in back)
+    experiment.ship_episodes({"cell-b": decoded[:2], "cell-a": decoded[::-1]}, tmp_path)
+    assert (tmp_path / experiment.EPISODES_FILE).read_bytes() == first
+
+
+def test_a_run_counts_the_configurations_scored_on_test_before_it(experiment, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from counteroffer.train import load_config
+
+    ledger = tmp_path / "test-evaluations.jsonl"
+    ledger.write_text('{"config": "historical:a"}\n{"config": "historical:b"}\n')
+    monkeypatch.setattr(experiment, "LEDGER", ledger)
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "cpu-smollm2.yaml"
+    config = load_config(recipe)
+    assert experiment.test_evaluations(recipe, config, tmp_path) == 3
+    assert experiment.test_evaluations(recipe, config, tmp_path) == 3  # a re-summary is the same evaluation
+    other = load_config(recipe, {"grpo.steps": 7})
+    assert experiment.test_evaluations(recipe, other, tmp_path) == 4
+    assert len(ledger.read_text().splitlines()) == 4

@@ -67,3 +67,20 @@ def test_report_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run_cli("report", tmp_path / "empty")
     assert result.returncode == 2 and "holds no training log, suite or episodes file" in result.stderr
+
+
+def test_a_runs_nested_evaluation_suite_shows_its_transcripts(shared_data: Path, tmp_path: Path) -> None:
+    """The recorded experiment keeps its test episodes in a suite under RUN/eval: the report samples their
+    transcripts and per-category results too (a claim's report shows the episodes it rests on)."""
+    run = tmp_path / "run"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({**SUITE, "limit": 2, "out": str(run / "eval"), "data_root": str(shared_data)}))
+    assert run_cli("evaluate", suite).returncode == 0
+    result = run_cli("report", run, "--out", tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "site" / "index.html").read_text()
+    with EpisodeStore(next((run / "eval").glob("cells/amazon-test/*/neutral/episodes.jsonl"))) as store:
+        deal = min((r for r in store.records() if r.metrics.deal), key=lambda r: r.key)
+    assert f'data-key="{deal.key}"' in html
+    assert deal.messages[0].shown_talk.replace("'", "&#39;") in html
+    assert "Per-category results" in html

@@ -15,7 +15,7 @@ import pytest
 from conftest import CLI, run_cli
 
 from counteroffer.agents import Agent, AgentFailure, TurnRequest, make_agent
-from counteroffer.agents.registry import SCRIPTED_BUYERS
+from counteroffer.agents.registry import SCRIPTED_BUYERS, BuyerFamily
 from counteroffer.agents.scripted import ConcedingBuyer
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.evaluate.bench import EPISODES_FILE, SUMMARY_FILE, BenchConfig, run_bench
@@ -109,7 +109,7 @@ class FlakyBuyer(ConcedingBuyer):
 
 @pytest.fixture
 def flaky(monkeypatch: pytest.MonkeyPatch, test_split: list[Scenario]) -> type[FlakyBuyer]:
-    monkeypatch.setitem(SCRIPTED_BUYERS, "flaky", lambda spec, _params: FlakyBuyer(spec))
+    monkeypatch.setitem(SCRIPTED_BUYERS, "flaky", BuyerFamily(lambda spec, _params: FlakyBuyer(spec)))
     monkeypatch.setattr(FlakyBuyer, "fail_on", frozenset(s.scenario_id for s in test_split[2:5]))
     monkeypatch.setattr(FlakyBuyer, "failing", True)
     return FlakyBuyer

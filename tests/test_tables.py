@@ -148,7 +148,7 @@ def test_category_results() -> None:
                episode("A", MI, 3, reward=1.0, price=100.0, first_offer=80.0, category="Audio"),
                episode("A", MI, 4, reward=1.0, price=100.0, first_offer=80.0, category="Audio",
                        status=EpisodeStatus.ERRORED)]  # fmt: skip
-    results = {(r.category, r.buyer): (r.episodes, r.reward, r.deal_rate) for r in category_results(records)}
+    results = {(r.category, r.buyer): (r.episodes, r.reward.mean, r.deal_rate.mean) for r in category_results(records)}
     assert results == {("Audio", "A"): (1, 1.0, 1.0), ("Toys", "A"): (2, 0.25, 0.5)}
 
 
@@ -193,6 +193,7 @@ def test_evaluate_runs_a_suite_and_resumes(shared_data: Path, tmp_path: Path) ->
     row = tables[1]["rows"][3]
     assert (row["condition"], row["summary"]["buyer"]) == ("unyielding", "scripted:naive")
     assert row["summary"]["overall"]["reward"]["mean"] == pytest.approx(sum(naive) / len(naive))
+    assert row["summary"]["overall"]["reward"]["clusters"] == 6  # 6 products × 2 rollouts: products resampled
     assert "### Table 3" in (config.out / "tables.md").read_text()
 
     again = run_suite(config)
@@ -352,6 +353,7 @@ def test_evaluate_against_a_reference_pairs_the_same_episodes(shared_data: Path,
     for buyer, row in paired.items():
         difference = row["difference"]
         assert row["table"] == "mix" and row["reference"] == "scripted:anchor" and difference["n"] == 24
+        assert difference["clusters"] == 12  # two sellers' pairs of a product move together: products resampled
         assert difference["mean"] == pytest.approx(means[buyer] - means["scripted:anchor"])
         assert difference["ci_low"] <= difference["mean"] <= difference["ci_high"]
         assert row["better"] + row["worse"] <= 24

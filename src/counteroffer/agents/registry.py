@@ -9,8 +9,10 @@ LLM parameters are listed in :mod:`counteroffer.agents.llm.factory`.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from counteroffer.agents.base import Agent, AgentSpecError
@@ -37,13 +39,49 @@ SCRIPTED_SELLERS: dict[str, SellerFactory] = {
     "titfortat": lambda spec, persona, _: TitForTatSeller(spec, persona),
     "unyielding": lambda spec, persona, _: UnyieldingSeller(spec, persona),
 }
-SCRIPTED_BUYERS: dict[str, BuyerFactory] = {
-    "naive": lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.95), p.pop("concession", 1.0)),
-    "anchor": lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.5), p.pop("concession", 1.0)),
-    "patient": lambda spec, p: PatientBuyer(spec, p.pop("opening", 0.1)),
-    "reader": lambda spec, p: ReaderBuyer(spec, p.pop("opening", 0.1), p.pop("split", 0.5), p.pop("digits", 2)),
-    "oracle": lambda spec, _: OracleBuyer(spec),
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerFamily:
+    """A scripted buyer family: how a spec's parameters build it, and the parameter grid that
+    ``counteroffer baselines`` searches for the best scripted buyer (empty: not searched, e.g. a setting another
+    family's grid covers, or the oracle)."""
+
+    make: BuyerFactory
+    grid: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+SCRIPTED_BUYERS: dict[str, BuyerFamily] = {
+    "naive": BuyerFamily(lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.95), p.pop("concession", 1.0))),
+    "anchor": BuyerFamily(
+        lambda spec, p: ConcedingBuyer(spec, p.pop("opening", 0.5), p.pop("concession", 1.0)), ConcedingBuyer.GRID
+    ),
+    "patient": BuyerFamily(lambda spec, p: PatientBuyer(spec, p.pop("opening", 0.1)), PatientBuyer.GRID),
+    "reader": BuyerFamily(
+        lambda spec, p: ReaderBuyer(spec, p.pop("opening", 0.1), p.pop("split", 0.5), p.pop("digits", 2)),
+        ReaderBuyer.GRID,
+    ),
+    "oracle": BuyerFamily(lambda spec, _: OracleBuyer(spec, rivals=oracle_rivals)),
 }
+
+
+def family_grid(name: str) -> list[str]:
+    """The specs of one family's grid, e.g. ``scripted:anchor?opening=0.02&concession=0.8``."""
+    grid = SCRIPTED_BUYERS[name].grid
+    return [
+        f"scripted:{name}?" + "&".join(f"{key}={value:g}" for key, value in zip(grid, values, strict=True))
+        for values in itertools.product(*grid.values())
+    ]
+
+
+def scripted_buyer_grid() -> list[str]:
+    """Every registered family's grid: the scripted buyers the best scripted buyer is searched among."""
+    return [spec for name, family in SCRIPTED_BUYERS.items() if family.grid for spec in family_grid(name)]
+
+
+def oracle_rivals() -> list[str]:
+    """The scripted buyers the oracle must never lose to: every family's default setting and its grid."""
+    return [f"scripted:{name}" for name in SCRIPTED_BUYERS if name != "oracle"] + scripted_buyer_grid()
 
 
 def _split_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -98,7 +136,7 @@ def _scripted_agent(spec: str, name: str, role: Role, persona: Persona, params: 
     if name not in table:
         raise AgentSpecError(f"no scripted {role} named {name!r}; available: {', '.join(sorted(table))}")
     try:
-        agent = table[name](spec, persona, params) if role is Role.SELLER else table[name](spec, params)
+        agent = table[name](spec, persona, params) if role is Role.SELLER else table[name].make(spec, params)
     except ValueError as exc:
         raise AgentSpecError(f"{spec}: {exc}") from exc
     if params:

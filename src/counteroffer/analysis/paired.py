@@ -2,6 +2,9 @@
 episode, over the episodes both played with the same product, seller, persona and rollout (a suite seeds them
 alike). When two buyers meet the same products, most of the spread of their rewards is the products'; the paired
 difference removes it, so its interval is far tighter than the two buyers' unpaired intervals side by side.
+
+The interval resamples products, not pairs: a product's pairs against several sellers and rollouts move together
+(see :mod:`counteroffer.evaluate.stats`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ class PairedDifference(BaseModel):
     table: str
     buyer: str
     reference: str
-    difference: Estimate  # the mean of (buyer − reference) over the paired episodes, with its bootstrap interval
+    difference: Estimate  # the mean of (buyer − reference) over the paired episodes; its interval resamples products
     better: int  # pairs the buyer won
     worse: int  # pairs the reference won
 
@@ -58,13 +61,14 @@ def paired_differences(
         for buyer in config.buyers:
             if buyer == reference or buyer not in rewards:
                 continue
-            deltas = [rewards[buyer][pair] - base[pair] for pair in rewards[buyer].keys() & base.keys()]
+            pairs = sorted(rewards[buyer].keys() & base.keys(), key=lambda pair: (pair.scenario_id, pair.rollout_index))
+            deltas = [rewards[buyer][pair] - base[pair] for pair in pairs]
             differences.append(
                 PairedDifference(
                     table=table.name,
                     buyer=buyer,
                     reference=reference,
-                    difference=bootstrap_mean(deltas, seed=config.seed),
+                    difference=bootstrap_mean(deltas, clusters=[pair.scenario_id for pair in pairs], seed=config.seed),
                     better=sum(delta > 0 for delta in deltas),
                     worse=sum(delta < 0 for delta in deltas),
                 )

@@ -1,33 +1,58 @@
-"""The four phases of training (DESIGN.md §1), labelled step by step from a GRPO run's ``train_log.jsonl``.
+"""The four phases of training (DESIGN.md §1), found in a GRPO run's ``train_log.jsonl`` by permutation tests.
 
-Per step the log gives the game metrics of the step's rollouts (first-offer ratio, deal rate, bargained ratio,
-deadlock rate) and sample transcripts; the buyer's Talk in the transcripts is searched for persuasion markers
-(:data:`PERSUASION_LEXICON`). Logs written before the deadlock rate was logged get it from the transcripts.
+Each GRPO step of the log gives signals: the game metrics of the step's rollouts and its sample transcripts,
+whose buyer Talk is searched for persuasion markers (:data:`PERSUASION_LEXICON`). A phase is a change of one
+signal, away from where the run started, that the order of the steps explains better than chance does:
 
-The signals are smoothed with a centred rolling mean (over ``window`` steps, an even window rounded up to the
-next odd one), then each step is labelled by the first rule that holds (:class:`PhaseRules` holds the thresholds):
+* **aggressive anchoring**: the first-offer ratio (first ``[BUY]`` price / budget) falls;
+  **naive bargaining** is then the steps before the anchoring segment (the run's start, where first offers are
+  higher). Without a significant anchoring trend neither is labelled.
+* **deadlock**: the share of *mutual-interest* episodes (budget above cost: a deal was possible) that end without
+  a deal (:attr:`~counteroffer.game.records.Outcome.is_deadlock`) rises. A no-deal on a conflicting-interest
+  product is a correct walk-away and never counts. The signal is the log's ``mutual_interest_deadlock_rate``
+  (GRPO logs it per step); a log without it falls back to its sample transcripts, whose header prints the
+  budget and cost to the cent (a product whose budget and cost are within a cent of each other is left out, as
+  its interest cannot be told; the samples are a few episodes a step, so that rate is coarse), and a log with
+  neither cannot be tested for deadlock. The all-episode deadlock
+  rate is shown but never tested.
+* **persuasion**: the share of sampled transcripts whose buyer Talk uses a persuasion marker rises. The bargained
+  ratio plays no part. A log without sample transcripts cannot be tested for persuasion.
 
-1. **deadlock**: the deal rate is at least ``deal_dip`` below its best so far, and at least ``deadlock_min`` of
-   the episodes end without a deal (turn limit or a quit): the regulated seller refuses the lowballs;
-2. **persuasion**: a deadlock came earlier, the deal rate has recovered to within ``deal_dip`` of its best, first
-   offers are still anchored (rule 3), and the buyer argues (at least ``persuasion_min`` of the sampled episodes
-   use a persuasion marker) or the bargained ratio stays high (at least ``bargained_high``);
-3. **aggressive anchoring**: first offers have dropped at least ``anchor_drop`` below the run's first steps, or
-   sit at or below ``anchor_ratio`` of the budget;
-4. **naive bargaining**: otherwise (first offers near the budget).
+The test (:func:`segment_test`). For a signal's series x_1..x_n (steps where it is ``None`` left out) and the
+phase's direction d (+1: the phase raises the signal, -1: lowers it), each contiguous segment [a, b] scores
+d × min(mean(segment) − mean(the other steps), mean(segment) − mean(x_1..x_a-1)): an "epidemic" change-point
+statistic (segment against the rest, covering both a step change that lasts to the end and a bump that ends),
+which must also hold against the run's start (the steps before the segment), so that a trend the other way (first
+offers that start low and rise) is no phase. A segment spans at least ``min_steps`` steps, begins after at least
+``min_steps`` steps and leaves at least ``min_steps`` outside. The statistic is the largest score; its p-value
+is (1 + #permutations scoring ≥ the observed) / (1 + permutations) over ``permutations`` random orders of the same
+values (seeded by ``seed``, so a result is reproducible). The p-values of the tested phases are adjusted for
+testing several (Holm), and a phase labels its maximising segment only where the adjusted p is below ``alpha``.
+Where segments overlap, persuasion > deadlock > anchoring > naive; steps in no labelled segment have no phase
+(``None``).
+
+What a label does and does not say: the signal's level in the segment differs from the rest of the run and from
+its start by more than reordering the steps explains. The permutation null treats the steps as exchangeable, so a
+slow drift (the policy wandering) counts as a trend as much as a phase change does, and nothing checks that the
+phases come in the design's order. :func:`shuffle_steps` (``counteroffer phases RUN --shuffle SEED``) analyses a
+copy of the log with its steps permuted: the null check, where a phase should be found about ``alpha`` of the
+time or less.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
+
 from counteroffer.game.messages import Role
-from counteroffer.game.records import deadlock_rate
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
 
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
@@ -86,29 +111,124 @@ class Phase(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PhaseRules:
-    window: int = 3  # steps in the centred rolling mean
-    anchor_drop: float = 0.10
-    anchor_ratio: float = 0.60
-    deal_dip: float = 0.15
-    deadlock_min: float = 0.25
-    persuasion_min: float = 0.30
-    bargained_high: float = 0.60
+class PhaseSignal:
+    """The signal a phase is tested on: a :class:`StepSignals` attribute and the way the phase moves it."""
+
+    attribute: str
+    direction: int  # +1: the phase raises the signal, -1: lowers it
+    description: str
+
+
+SIGNALS: dict[Phase, PhaseSignal] = {
+    Phase.ANCHORING: PhaseSignal("first_offer_ratio", -1, "first offer / budget falls"),
+    Phase.DEADLOCK: PhaseSignal("mutual_interest_deadlock_rate", +1, "no-deal share of mutual-interest episodes rises"),
+    Phase.PERSUASION: PhaseSignal("persuasion_rate", +1, "share of sampled buyers using persuasion markers rises"),
+}
+NAIVE_SIGNAL = PhaseSignal("first_offer_ratio", +1, "first offers higher than in the anchoring segment")
+PRECEDENCE = (Phase.PERSUASION, Phase.DEADLOCK, Phase.ANCHORING, Phase.NAIVE)  # the first that covers a step wins
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSettings:
+    alpha: float = 0.05  # a phase is labelled where its Holm-adjusted p-value is below this
+    permutations: int = 1000  # random step orders per test
+    min_steps: int = 3  # the shortest segment, the shortest rest, and the steps before a segment begins
+    seed: int = 0  # seeds the permutations: the same log and settings give the same result
 
 
 @dataclass(slots=True)
 class StepSignals:
-    """One training step's signals (raw, before smoothing); ``None`` where the step had no such episode."""
+    """One training step's signals; ``None`` where the step had no such episode."""
 
     step: int
     first_offer_ratio: float | None
     deal_rate: float | None
     bargained_ratio: float | None
-    deadlock_rate: float | None
+    deadlock_rate: float | None  # every episode (shown, never tested: conflicting-interest walk-aways count here)
     persuasion_rate: float | None  # share of sampled episodes whose buyer used any marker
     markers: dict[str, int] = field(default_factory=dict)  # sampled episodes using each argument type
     samples: int = 0
+    mutual_interest_deadlock_rate: float | None = None  # share of mutual-interest episodes ending without a deal
+    mutual_interest_source: str | None = None  # "log" or "samples": where that rate came from
     phase: Phase | None = None
+    phase_signal: str | None = None  # the signal whose significant trend put the phase here
+
+
+@dataclass(slots=True)
+class PhaseTest:
+    """One phase's trend test on its signal. Steps are step numbers (inclusive); means are the signal's."""
+
+    phase: Phase
+    signal: str
+    direction: int
+    testable: bool = True
+    reason: str | None = None  # why it is not testable, or why a significant trend is not labelled
+    source: str | None = None  # where the signal came from
+    steps_tested: int = 0
+    first_step: int | None = None  # the maximising segment
+    last_step: int | None = None
+    start_mean: float | None = None  # the steps before the segment
+    segment_mean: float | None = None
+    rest_mean: float | None = None  # every step outside the segment
+    statistic: float | None = None  # direction × min(segment − rest, segment − start) means
+    p_value: float | None = None
+    p_adjusted: float | None = None  # Holm over the tested phases
+    labelled: bool = False
+
+
+@dataclass(slots=True)
+class PhaseAnalysis:
+    steps: list[StepSignals]
+    tests: list[PhaseTest]  # anchoring, deadlock, persuasion, then naive (derived from anchoring)
+    settings: PhaseSettings
+    shuffled: int | None = None  # the seed of :func:`shuffle_steps` when the steps were permuted first
+
+    @property
+    def bands(self) -> list[PhaseBand]:
+        return phase_bands(self.steps)
+
+    def test(self, phase: Phase) -> PhaseTest:
+        return next(t for t in self.tests if t.phase is phase)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: the settings, the shuffle seed, the tests, every step and the bands."""
+        return {
+            "settings": asdict(self.settings),
+            "shuffled": self.shuffled,
+            "tests": [asdict(t) for t in self.tests],
+            "steps": [asdict(s) for s in self.steps],
+            "bands": [asdict(b) for b in self.bands],
+        }
+
+
+# --- the signals of a step -------------------------------------------------------------------------------------
+
+_BUDGET_COST = re.compile(r"\| budget (?P<budget>[-\d.]+) cost (?P<cost>[-\d.]+) asking [-\d.]+ \|")
+
+
+def transcript_mutual_interest(text: str) -> bool | None:
+    """Whether a transcript's product had mutual interest (budget above cost), from its header's budget and cost
+    (printed to the cent); ``None`` when they are within a cent of each other (or the header has none): rounding
+    then hides which side of the cost the budget lies."""
+    match = _BUDGET_COST.search(text.partition("\n")[0])
+    if match is None:
+        return None
+    cents = round(float(match.group("budget")) * 100) - round(float(match.group("cost")) * 100)
+    # Each printed value is within half a cent of the true one: 2 cents apart or more, budget > cost surely;
+    # a cent or more below, budget <= cost surely.
+    return True if cents >= 2 else False if cents <= -1 else None
+
+
+def mutual_interest_deadlock_rate(records: Sequence[EpisodeRecord]) -> float | None:
+    """The share of scored mutual-interest episodes that ended without a deal (turn limit or a quit); ``None``
+    without any. Conflicting-interest episodes are left out: walking away there is correct."""
+    return deadlock_rate(
+        [
+            r.outcome
+            for r in records
+            if r.status is EpisodeStatus.OK and r.metrics is not None and r.metrics.mutual_interest and r.outcome
+        ]
+    )
 
 
 def _persuasion(transcripts: Sequence[ParsedTranscript]) -> tuple[float | None, dict[str, int]]:
@@ -125,12 +245,21 @@ def _persuasion(transcripts: Sequence[ParsedTranscript]) -> tuple[float | None, 
 def step_signals(entry: dict) -> StepSignals:
     """The signals of one ``"kind": "train"`` line of a train log."""
     game = entry.get("game") or {}
-    transcripts = []
+    transcripts, mutual_outcomes = [], []
     for text in entry.get("samples") or []:
         try:
-            transcripts.append(parse_transcript(text))
+            transcript = parse_transcript(text)
         except ValueError:
             continue  # a sample in another format says nothing here
+        transcripts.append(transcript)
+        if transcript.outcome is not None and transcript_mutual_interest(text):
+            mutual_outcomes.append(transcript.outcome)
+    if "mutual_interest_deadlock_rate" in game:
+        mutual_deadlock, source = game["mutual_interest_deadlock_rate"], "log"
+    elif mutual_outcomes:
+        mutual_deadlock, source = deadlock_rate(mutual_outcomes), "samples"
+    else:
+        mutual_deadlock, source = None, None
     deadlock = game.get("deadlock_rate")
     if deadlock is None:
         deadlock = deadlock_rate([t.outcome for t in transcripts if t.outcome is not None])
@@ -144,57 +273,186 @@ def step_signals(entry: dict) -> StepSignals:
         persuasion_rate=persuasion,
         markers=markers,
         samples=len(transcripts),
+        mutual_interest_deadlock_rate=mutual_deadlock,
+        mutual_interest_source=source,
     )
 
 
-def _smooth(values: Sequence[float | None], window: int) -> list[float | None]:
-    half = window // 2
-    smoothed: list[float | None] = []
-    for i in range(len(values)):
-        near = [v for v in values[max(0, i - half) : i + half + 1] if v is not None]
-        smoothed.append(sum(near) / len(near) if near else None)
-    return smoothed
+# --- the trend test --------------------------------------------------------------------------------------------
+
+_NO_DEPARTURE = 1e-12  # a best score this small is rounding: no segment moves the phase's way (a flat series)
+_CELLS_PER_CHUNK = 4_000_000  # permutations × segments scored at once (memory stays ~100 MB for long runs)
 
 
-def label_phases(steps: Sequence[StepSignals], rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
-    """Set each step's :attr:`~StepSignals.phase` by the module's rules; returns the steps, in step order."""
-    steps = sorted(steps, key=lambda s: s.step)
-    series = {
-        name: _smooth([getattr(s, name) for s in steps], rules.window)
-        for name in ("first_offer_ratio", "deal_rate", "bargained_ratio", "deadlock_rate", "persuasion_rate")
-    }
-    starting_offers = [v for v in series["first_offer_ratio"][: rules.window] if v is not None]
-    first_offer_start = starting_offers[0] if starting_offers else None
-    best_deal = None
-    seen_deadlock = False
-    for i, step in enumerate(steps):
-        offer, deal, bargained, deadlock, persuasion = (series[name][i] for name in series)
-        if deal is not None:
-            best_deal = deal if best_deal is None else max(best_deal, deal)
-        dipped = deal is not None and best_deal is not None and deal <= best_deal - rules.deal_dip
-        anchored = offer is not None and (
-            offer <= rules.anchor_ratio
-            or (first_offer_start is not None and offer <= first_offer_start - rules.anchor_drop)
-        )
-        if dipped and deadlock is not None and deadlock >= rules.deadlock_min:
-            step.phase = Phase.DEADLOCK
-            seen_deadlock = True
-        elif (
-            seen_deadlock
-            and deal is not None
-            and not dipped
-            and anchored
-            and (
-                (persuasion is not None and persuasion >= rules.persuasion_min)
-                or (bargained is not None and bargained >= rules.bargained_high)
+@dataclass(frozen=True, slots=True)
+class SegmentTest:
+    first: int  # index of the maximising segment's first value (0-based)
+    last: int  # and of its last value, inclusive
+    statistic: float
+    p_value: float
+
+
+def _segments(n: int, min_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    first, last = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    length = last - first + 1
+    valid = (first >= min_steps) & (length >= min_steps) & (n - length >= min_steps)
+    return first[valid], last[valid]
+
+
+def _statistics(rows: np.ndarray, direction: int, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """direction × min(segment mean − rest mean, segment mean − start mean) of every segment (columns) of every
+    series (rows); the start is the values before the segment."""
+    n = rows.shape[1]
+    prefix = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows, axis=1)], axis=1)
+    inside = prefix[:, last + 1] - prefix[:, first]
+    length = last - first + 1
+    segment = inside / length
+    rest = direction * (segment - (prefix[:, -1:] - inside) / (n - length))
+    start = direction * (segment - prefix[:, first] / first)
+    return np.minimum(rest, start)
+
+
+def segment_test(
+    values: Sequence[float], direction: int, *, min_steps: int, permutations: int, rng: np.random.Generator
+) -> SegmentTest | None:
+    """The epidemic change-point test of the module docstring on one series; ``None`` when the series is too
+    short to hold a segment (``2 × min_steps`` values: the start and the segment)."""
+    x = np.asarray(values, dtype=float)
+    x = x - x.mean()  # the statistic ignores a shift; centring keeps the prefix sums' rounding small
+    first, last = _segments(len(x), min_steps)
+    if not len(first):
+        return None
+    observed = _statistics(x[None, :], direction, first, last)[0]
+    best = int(np.argmax(observed))
+    tolerance = 1e-9 * max(1.0, float(np.abs(x).max()))
+    at_least = 0
+    chunk = max(1, _CELLS_PER_CHUNK // len(first))
+    for start in range(0, permutations, chunk):
+        count = min(chunk, permutations - start)
+        shuffled = rng.permuted(np.broadcast_to(x, (count, len(x))), axis=1)
+        at_least += int((_statistics(shuffled, direction, first, last).max(axis=1) >= observed[best] - tolerance).sum())
+    return SegmentTest(int(first[best]), int(last[best]), float(observed[best]), (1 + at_least) / (1 + permutations))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of several p-values (family-wise error), in their order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# --- labelling -------------------------------------------------------------------------------------------------
+
+
+def _not_testable(phase: Phase, steps: Sequence[StepSignals], have: int, settings: PhaseSettings) -> str:
+    if phase is Phase.DEADLOCK and not have:
+        if any(s.samples for s in steps):
+            return (
+                "not testable: the log has no mutual-interest deadlock rate, and no sample transcript tells a "
+                "mutual-interest product"
             )
-        ):
-            step.phase = Phase.PERSUASION
-        elif anchored:
-            step.phase = Phase.ANCHORING
-        else:
-            step.phase = Phase.NAIVE
-    return steps
+        return "not testable: the log has no mutual-interest deadlock rate (nor sample transcripts)"
+    if phase is Phase.PERSUASION and not have:
+        return "not testable: the log has no sample transcripts"
+    if phase is Phase.ANCHORING and not have:
+        return "not testable: the log has no first-offer ratio"
+    return f"not testable: {have} steps have the signal, {2 * settings.min_steps} needed"
+
+
+def _source(phase: Phase, steps: Sequence[StepSignals]) -> str:
+    if phase is Phase.PERSUASION:
+        return "sample transcripts"
+    if phase is not Phase.DEADLOCK:
+        return "log"
+    sources = {s.mutual_interest_source for s in steps if s.mutual_interest_deadlock_rate is not None}
+    if sources == {"log"}:
+        return "log"
+    if sources == {"samples"}:
+        return "sample transcripts (interest told by the header's budget and cost)"
+    return "log, and sample transcripts where a step lacks it"
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _test_phase(phase: Phase, steps: Sequence[StepSignals], settings: PhaseSettings) -> PhaseTest:
+    signal = SIGNALS[phase]
+    test = PhaseTest(phase, signal.attribute, signal.direction)
+    have = [(s.step, getattr(s, signal.attribute)) for s in steps if getattr(s, signal.attribute) is not None]
+    test.steps_tested = len(have)
+    values = [v for _, v in have]
+    rng = np.random.default_rng([settings.seed, list(Phase).index(phase)])
+    result = (
+        segment_test(
+            values, signal.direction, min_steps=settings.min_steps, permutations=settings.permutations, rng=rng
+        )
+        if values
+        else None
+    )
+    if result is None:
+        test.testable, test.reason = False, _not_testable(phase, steps, len(have), settings)
+        return test
+    test.source = _source(phase, steps)
+    test.statistic, test.p_value = result.statistic, result.p_value
+    if result.statistic <= _NO_DEPARTURE:
+        test.reason = "no: no segment departs from the run's start in the phase's direction"
+        return test
+    test.first_step, test.last_step = have[result.first][0], have[result.last][0]
+    test.start_mean = _mean(values[: result.first])
+    test.segment_mean = _mean(values[result.first : result.last + 1])
+    test.rest_mean = _mean(values[: result.first] + values[result.last + 1 :])
+    return test
+
+
+def label_phases(steps: Sequence[StepSignals], settings: PhaseSettings = PhaseSettings()) -> PhaseAnalysis:
+    """Test each phase's trend, set each step's :attr:`~StepSignals.phase` (and the signal behind it) from the
+    labelled segments, and return the steps in step order with the tests."""
+    steps = sorted(steps, key=lambda s: s.step)
+    tests = {phase: _test_phase(phase, steps, settings) for phase in SIGNALS}
+    tested = [t for t in tests.values() if t.testable]
+    for test, adjusted in zip(tested, holm([t.p_value for t in tested]), strict=True):
+        test.p_adjusted = adjusted
+        if adjusted >= settings.alpha:
+            continue
+        if test.statistic <= _NO_DEPARTURE:  # p is about 1 then anyway
+            continue
+        test.labelled = True
+    anchoring = tests[Phase.ANCHORING]
+    naive = PhaseTest(Phase.NAIVE, NAIVE_SIGNAL.attribute, NAIVE_SIGNAL.direction, testable=anchoring.testable)
+    naive.reason = "not tested on its own: the steps before a labelled anchoring segment"
+    if anchoring.labelled:
+        before = [s for s in steps if s.step < anchoring.first_step]
+        naive.source, naive.steps_tested = anchoring.source, anchoring.steps_tested
+        naive.first_step, naive.last_step = before[0].step, before[-1].step
+        naive.segment_mean, naive.rest_mean = anchoring.start_mean, anchoring.segment_mean
+        naive.p_value, naive.p_adjusted, naive.labelled = anchoring.p_value, anchoring.p_adjusted, True
+    elif anchoring.testable:
+        naive.reason = "no: no labelled anchoring segment for it to come before"
+    else:
+        naive.reason = anchoring.reason
+    tests[Phase.NAIVE] = naive
+    for step in steps:
+        step.phase = step.phase_signal = None
+        for phase in PRECEDENCE:
+            test = tests[phase]
+            if test.labelled and test.first_step <= step.step <= test.last_step:
+                step.phase, step.phase_signal = phase, test.signal
+                break
+    return PhaseAnalysis(steps=steps, tests=list(tests.values()), settings=settings)
+
+
+def shuffle_steps(steps: Sequence[StepSignals], seed: int) -> list[StepSignals]:
+    """Copies of the steps with their signals randomly permuted among the step numbers (the null check: no trend
+    is left, so a phase found here is a false positive)."""
+    ordered = sorted(steps, key=lambda s: s.step)
+    signals = [replace(s, markers=dict(s.markers), phase=None, phase_signal=None) for s in ordered]
+    random.Random(seed).shuffle(signals)
+    return [replace(signal, step=step.step) for signal, step in zip(signals, ordered, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +473,9 @@ def phase_bands(steps: Sequence[StepSignals]) -> list[PhaseBand]:
         else:
             bands.append(PhaseBand(step.phase, step.step, step.step))
     return bands
+
+
+# --- train logs ------------------------------------------------------------------------------------------------
 
 
 def find_train_log(run: Path) -> Path:
@@ -238,12 +499,25 @@ def read_train_log(path: Path) -> list[dict]:
     return entries
 
 
-def analyse_entries(entries: Sequence[dict], rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
-    """Signals and phase of every GRPO step in a train log's lines (the last line for a step wins)."""
+def train_steps(entries: Sequence[dict]) -> list[StepSignals]:
+    """The signals of every GRPO step in a train log's lines (the last line for a step wins), in step order."""
     by_step = {e["step"]: e for e in entries if e.get("kind") == "train"}
-    return label_phases([step_signals(entry) for entry in by_step.values()], rules)
+    return sorted((step_signals(entry) for entry in by_step.values()), key=lambda s: s.step)
 
 
-def analyse_run(run: Path, rules: PhaseRules = PhaseRules()) -> list[StepSignals]:
-    """Signals and phase of every GRPO step of a run."""
-    return analyse_entries(read_train_log(find_train_log(run)), rules)
+def analyse_entries(
+    entries: Sequence[dict], settings: PhaseSettings = PhaseSettings(), shuffle: int | None = None
+) -> PhaseAnalysis:
+    """Signals, phase tests and phases of every GRPO step in a train log's lines; with ``shuffle``, of a copy
+    whose steps' signals are permuted with that seed (:func:`shuffle_steps`)."""
+    steps = train_steps(entries)
+    if shuffle is not None:
+        steps = shuffle_steps(steps, shuffle)
+    analysis = label_phases(steps, settings)
+    analysis.shuffled = shuffle
+    return analysis
+
+
+def analyse_run(run: Path, settings: PhaseSettings = PhaseSettings(), shuffle: int | None = None) -> PhaseAnalysis:
+    """Signals, phase tests and phases of every GRPO step of a run (see :func:`analyse_entries`)."""
+    return analyse_entries(read_train_log(find_train_log(run)), settings, shuffle)

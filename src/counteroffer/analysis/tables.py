@@ -1,12 +1,14 @@
 """The paper's evaluation tables, built from episode records.
 
 A table has one row per buyer and condition (a seller persona, a catalogue, or nothing for a single-condition
-table) with the paper's metrics and 95% bootstrap intervals, split by mutual interest (MI: budget above cost) and
-conflicting interest (CI). The bargained ratio is reported over MI deals only: a CI deal is always a budget
-overshoot and its ratio (B − P)/(B − C) is positive and above 1, which says nothing about bargaining.
+table) with the paper's metrics and 95% intervals that resample products (not episodes), split by mutual
+interest (MI: budget above cost) and conflicting interest (CI). The bargained ratio is reported over MI deals
+only: a CI deal is always a budget overshoot and its ratio (B − P)/(B − C) is positive and above 1, which says
+nothing about bargaining.
 
 When the cell also holds the oracle buyer's episodes, each row gets the oracle's mean reward under the same
-condition (the reachable upper bound: it knows the seller's strategy and cost) and the buyer's share of it. The
+condition (an upper bound: it knows the seller's strategy and cost, and no registered scripted buyer beats it on
+any scenario) and the buyer's share of it. The
 share is left out when the bound is below :data:`ORACLE_SHARE_MIN` (an unyielding seller leaves even the oracle
 about 0.06, and a share of that says nothing).
 """
@@ -22,7 +24,7 @@ from pydantic import BaseModel
 
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
-from counteroffer.evaluate.stats import Estimate
+from counteroffer.evaluate.stats import Estimate, bootstrap_mean, rate_estimate
 from counteroffer.evaluate.suite import Cell, SuiteConfig, cell_records, table_cells
 from counteroffer.evaluate.summary import RowSummary, summarize
 from counteroffer.files import write_text_atomic
@@ -52,6 +54,7 @@ class Column:
     header: str
     value: Callable[[TableRow], Estimate | float | None]
     percent: bool = False
+    events: bool = False  # a rare event: shown as its count with the exact binomial interval
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -59,18 +62,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("MI reward", lambda r: r.summary.mutual_interest.reward),
     Column("MI deal", lambda r: r.summary.mutual_interest.deal_rate, percent=True),
     Column("MI bargained", lambda r: r.summary.mutual_interest.bargained_ratio),
-    Column("MI overshoot", lambda r: r.summary.mutual_interest.overshoot_rate, percent=True),
+    Column("MI overshoot", lambda r: r.summary.mutual_interest.overshoot_rate, percent=True, events=True),
     Column("MI first offer", lambda r: r.summary.mutual_interest.first_offer_ratio),
     Column("CI reward", lambda r: r.summary.conflicting_interest.reward),
     Column("CI deal", lambda r: r.summary.conflicting_interest.deal_rate, percent=True),
-    Column("CI overshoot", lambda r: r.summary.conflicting_interest.overshoot_rate, percent=True),
+    Column("CI overshoot", lambda r: r.summary.conflicting_interest.overshoot_rate, percent=True, events=True),
     Column("CI first offer", lambda r: r.summary.conflicting_interest.first_offer_ratio),
+    Column("Misquote", lambda r: r.summary.overall.misquote_rate, percent=True, events=True),
     Column("Oracle", lambda r: r.oracle_reward),
     Column("Share of oracle", lambda r: r.oracle_share, percent=True),
 )
 
 
-def format_cell(value: Estimate | float | None, percent: bool = False, digits: int = 3) -> str:
+def format_cell(value: Estimate | float | None, percent: bool = False, digits: int = 3, events: bool = False) -> str:
+    if isinstance(value, Estimate) and events:
+        return value.format_events()
     if isinstance(value, Estimate):
         return value.format(digits=1 if percent else digits, percent=percent)
     if value is None:
@@ -126,7 +132,7 @@ def table_markdown(table: PaperTable) -> str:
     for row in table.rows:
         cells = [f"`{row.summary.buyer}`"] + ([row.condition] if table.condition_label else [])
         cells.append(str(row.summary.episodes))
-        cells += [format_cell(c.value(row), c.percent) for c in COLUMNS]
+        cells += [format_cell(c.value(row), c.percent, events=c.events) for c in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -178,9 +184,9 @@ def write_tables(out: Path, tables: Sequence[PaperTable]) -> tuple[Path, Path]:
     markdown = out / TABLES_MARKDOWN
     write_text_atomic(
         markdown,
-        "MI / CI: mutual / conflicting-interest scenarios; ± is half the 95% bootstrap interval; the bargained "
-        "ratio is over MI deals; Oracle: the oracle buyer's reward under the same seller.\n\n"
-        + "\n".join(table_markdown(t) for t in tables),
+        "MI / CI: mutual / conflicting-interest scenarios; ± is half the 95% interval (products resampled); rare "
+        "events show their count and exact binomial interval; the bargained ratio is over MI deals; Oracle: the "
+        "oracle buyer's reward under the same seller.\n\n" + "\n".join(table_markdown(t) for t in tables),
     )
     data = out / TABLES_JSON
     write_text_atomic(data, json.dumps([t.model_dump(mode="json") for t in tables], indent=1) + "\n")
@@ -192,26 +198,29 @@ class CategoryResult:
     category: str
     buyer: str
     episodes: int
-    reward: float
-    deal_rate: float
+    reward: Estimate  # intervals resample the category's products
+    deal_rate: Estimate
 
 
-def category_results(records: Iterable[EpisodeRecord]) -> list[CategoryResult]:
+def category_results(records: Iterable[EpisodeRecord], seed: int = 0) -> list[CategoryResult]:
     """Mean reward and deal rate per (product category, buyer) over scored episodes, categories by name."""
     cells: dict[tuple[str, str], list[EpisodeRecord]] = {}
     for record in records:
         if record.status is EpisodeStatus.OK and record.metrics is not None:
             cells.setdefault((record.scenario.product.category, record.buyer), []).append(record)
-    return [
-        CategoryResult(
-            category=category,
-            buyer=buyer,
-            episodes=len(cell),
-            reward=sum(r.metrics.reward for r in cell) / len(cell),
-            deal_rate=sum(r.metrics.deal for r in cell) / len(cell),
+    results = []
+    for (category, buyer), cell in sorted(cells.items()):
+        products = [r.scenario_id for r in cell]
+        results.append(
+            CategoryResult(
+                category=category,
+                buyer=buyer,
+                episodes=len(cell),
+                reward=bootstrap_mean([r.metrics.reward for r in cell], clusters=products, seed=seed),
+                deal_rate=rate_estimate([r.metrics.deal for r in cell], clusters=products, seed=seed),
+            )
         )
-        for (category, buyer), cell in sorted(cells.items())
-    ]
+    return results
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from counteroffer.agents.base import AgentSpecError
 from counteroffer.analysis.paired import PAIRED_FILE, check_reference, paired_differences
-from counteroffer.analysis.phases import PhaseRules, analyse_run, phase_bands
+from counteroffer.analysis.phases import PhaseSettings, analyse_run
 from counteroffer.analysis.tables import suite_records, suite_tables, write_tables
 from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
 from counteroffer.catalog.loaders import CatalogError
@@ -130,7 +129,8 @@ def bench(
     except USER_ERRORS as exc:
         _fail(exc)
     _report_problems(result.problems)
-    title = f"{catalog}/{split} vs {seller} ({persona}), {rollouts} rollout(s) per scenario"
+    products = max((row.overall.reward.clusters or 0 for row in result.rows), default=0)
+    title = f"{catalog}/{split} vs {seller} ({persona}): {products} products × {rollouts} rollout(s)"
     console.print(bench_table(result.rows, title))
     console.print(
         f"[dim]{result.played} played, {result.skipped} already finished · "
@@ -144,7 +144,8 @@ def baselines(
         list[str], typer.Option("--seller", help="a seller of the mixture: SPEC or 'SPEC (PERSONA)'; repeat")
     ] = None,  # type: ignore[assignment]
     buyer: Annotated[
-        list[str] | None, typer.Option("--buyer", help="scripted buyer spec to rank; repeat (default: the grid)")
+        list[str] | None,
+        typer.Option("--buyer", help="scripted buyer spec to rank; repeat (default: every registered family's grid)"),
     ] = None,
     catalog: CatalogOption = "amazon",
     split: Annotated[
@@ -157,10 +158,11 @@ def baselines(
     out: Annotated[Path | None, typer.Option("--out", help="write baselines.json here")] = None,
     data: DataOption = None,
 ) -> None:
-    """Grid-search the fixed scripted buyers (anchor-and-concede, patient) against a seller mixture; the winner is
-    the "best fixed scripted buyer" of the tables."""
+    """Grid-search every registered scripted buyer family (anchor-and-concede, patient, reader, ...) against a
+    seller mixture; the winner is the "best scripted buyer" of the tables."""
+    from counteroffer.agents.registry import scripted_buyer_grid
     from counteroffer.cli.render import baselines_table
-    from counteroffer.evaluate.baselines import BaselineSearch, default_grid, run_baselines
+    from counteroffer.evaluate.baselines import BaselineSearch, run_baselines
     from counteroffer.rollout.mixture import SellerChoice
 
     sellers = [
@@ -170,7 +172,7 @@ def baselines(
     try:
         search = BaselineSearch(
             sellers=sellers,
-            buyers=buyer or default_grid(),
+            buyers=buyer or scripted_buyer_grid(),
             catalog=catalog,  # type: ignore[arg-type]
             split=split,
             limit=limit,
@@ -182,7 +184,9 @@ def baselines(
     except USER_ERRORS as exc:
         _fail(exc)
     console.print(baselines_table(result, top))
-    console.print(f"best fixed scripted buyer: [bold]{result.best.buyer}[/]")
+    for name, row in result.family_best().items():
+        console.print(f"best {name}: {row.buyer} ({row.interval.format() if row.interval else f'{row.reward:.3f}'})")
+    console.print(f"best scripted buyer: [bold]{result.best.buyer}[/]")
 
 
 @app.command()
@@ -451,21 +455,42 @@ def sellers(
 @app.command()
 def phases(
     run: Annotated[Path, typer.Argument(help="training run folder (OUT of a train config), its grpo/ or a log file")],
-    window: Annotated[int, typer.Option("--window", min=1, help="steps in the rolling mean")] = 3,
+    alpha: Annotated[
+        float, typer.Option("--alpha", min=0, max=1, help="label a phase whose Holm-adjusted p is below this")
+    ] = 0.05,
+    permutations: Annotated[int, typer.Option("--permutations", min=1, help="random step orders per test")] = 1000,
+    min_steps: Annotated[
+        int, typer.Option("--min-steps", min=1, help="shortest segment, rest, and start before a segment")
+    ] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="seeds the permutations")] = 0,
+    shuffle: Annotated[
+        int | None,
+        typer.Option(
+            "--shuffle",
+            metavar="SEED",
+            help="analyse a copy of the log with its steps' signals permuted by SEED (the null check)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Label each GRPO step's phase (naive bargaining, aggressive anchoring, deadlock, persuasion) from the
-    training log and its sample transcripts; the rules are in counteroffer.analysis.phases."""
+    """Label GRPO steps with the phases (naive bargaining, aggressive anchoring, deadlock, persuasion) whose
+    signal's trend is significant against a permutation of the step order; the method is described in
+    counteroffer.analysis.phases."""
+    settings = PhaseSettings(alpha=alpha, permutations=permutations, min_steps=min_steps, seed=seed)
     try:
-        steps = analyse_run(run, PhaseRules(window=window))
+        analysis = analyse_run(run, settings, shuffle=shuffle)
     except (*USER_ERRORS, FileNotFoundError) as exc:
         _fail(exc)
     if as_json:
-        console.print_json(json.dumps([dataclasses.asdict(s) for s in steps]))
+        console.print_json(json.dumps(analysis.as_dict()))
         return
-    console.print(phase_table(steps))
-    for band in phase_bands(steps):
+    if shuffle is not None:
+        console.print(f"[yellow]null check:[/] the steps' signals shuffled with seed {shuffle}; no phase is expected")
+    console.print(phase_table(analysis))
+    for band in analysis.bands:
         console.print(f"steps {band.first_step}–{band.last_step}: [bold]{band.phase}[/]")
+    if not analysis.bands:
+        console.print("no phase: no signal's trend is significant")
 
 
 @app.command()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from counteroffer.analysis.paired import PairedDifference
-from counteroffer.analysis.phases import PERSUASION_LEXICON, StepSignals
+from counteroffer.analysis.phases import PERSUASION_LEXICON, PhaseAnalysis
 from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.analysis.trajectory import offer_trajectory
 from counteroffer.evaluate.seller_play import SellerPlay
@@ -17,6 +18,7 @@ from counteroffer.evaluate.summary import RowSummary
 from counteroffer.game.messages import Role, format_money_or_dash
 from counteroffer.game.records import EpisodeRecord
 
+INTERVAL_CAPTION = "± is half the 95% interval; intervals resample products, not episodes"
 ROLE_STYLE = {Role.BUYER: "bold cyan", Role.SELLER: "bold magenta"}
 TRAJECTORY_WIDTH = 56
 
@@ -107,11 +109,20 @@ def trajectory(record: EpisodeRecord) -> Table:
 
 
 def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
-    """The paper's Table 1 columns; ± is half the 95% bootstrap interval (all intervals are in summary.json)."""
-    table = Table(title=title, title_justify="left", caption="MI / CI: mutual / conflicting-interest scenarios")
-    table.add_column("buyer")
-    for name in ("n", "reward", "MI", "CI", "deal", "bargained", "overshoot", "1st offer", "turns", "format err"):
-        table.add_column(name, justify="right")
+    """The paper's Table 1 columns; ± is half the 95% interval resampling products, and rare events show their
+    count with the exact binomial interval (all intervals are in summary.json)."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="MI / CI: mutual / conflicting-interest scenarios; " + INTERVAL_CAPTION + "; [ ]: exact binomial",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("buyer", no_wrap=True)
+    for name in ("n", "reward", "MI", "CI", "deal", "bargained", "overshoot", "1st offer", "turns"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("format err", justify="right", no_wrap=True)
+    table.add_column("misquote", justify="right", no_wrap=True)  # buyer misstated its budget or arithmetic
     for row in rows:
         overall = row.overall
         table.add_row(
@@ -122,10 +133,11 @@ def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
             row.conflicting_interest.reward.format(),
             overall.deal_rate.format(1, percent=True),
             overall.bargained_ratio.format(),
-            format_cell(overall.overshoot_rate.mean, percent=True),
+            overall.overshoot_rate.format_events(with_n=False),
             format_cell(overall.first_offer_ratio.mean),
             format_cell(overall.turns.mean, digits=2),
-            format_cell(overall.format_error_rate.mean, percent=True),
+            overall.format_error_rate.format_events(with_n=False),
+            overall.misquote_rate.format_events(with_n=False),
         )
     return table
 
@@ -133,7 +145,7 @@ def bench_table(rows: Sequence[RowSummary], title: str) -> Table:
 def seller_play_table(rows: Sequence[SellerPlay]) -> Table:
     """How each seller played, per persona: its own messages (re-asked, replaced by the fallback), the
     regulator's corrections, and its concessions (deal rate, seller reward)."""
-    table = Table(title="Seller play", title_justify="left", caption="± is half the 95% bootstrap interval")
+    table = Table(title="Seller play", title_justify="left", caption=INTERVAL_CAPTION)
     table.add_column("seller", no_wrap=True)
     table.add_column("persona")
     for name in ("episodes", "seller turns", "re-asked", "fallback", "regulator / episode", "deal", "seller reward"):
@@ -156,7 +168,11 @@ def seller_play_table(rows: Sequence[SellerPlay]) -> Table:
 def paired_table(rows: Sequence[PairedDifference]) -> Table:
     """Each buyer's paired reward difference from the reference, per suite table."""
     title = f"Paired differences from {rows[0].reference}" if rows else "Paired differences"
-    table = Table(title=title, title_justify="left", caption="same product, seller, persona and rollout; 95% bootstrap")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="pairs: same product, seller, persona and rollout; 95% interval resampling products",
+    )
     table.add_column("table")
     table.add_column("buyer", no_wrap=True)
     for name in ("pairs", "reward difference", "95% interval", "better", "worse"):
@@ -171,7 +187,7 @@ def paired_table(rows: Sequence[PairedDifference]) -> Table:
 
 def paper_table(table: PaperTable) -> Table:
     """A suite table in the paper's layout; the oracle's row (the upper bound) is dimmed."""
-    rich_table = Table(title=table.title, title_justify="left", caption="± is half the 95% bootstrap interval")
+    rich_table = Table(title=table.title, title_justify="left", caption=INTERVAL_CAPTION)
     rich_table.add_column("buyer", no_wrap=True)
     if table.condition_label:
         rich_table.add_column(table.condition_label)
@@ -180,39 +196,77 @@ def paper_table(table: PaperTable) -> Table:
         rich_table.add_column(column.header, justify="right")
     for row in table.rows:
         cells = [row.summary.buyer] + ([row.condition] if table.condition_label else []) + [str(row.summary.episodes)]
-        cells += [format_cell(column.value(row), column.percent) for column in COLUMNS]
+        cells += [format_cell(column.value(row), column.percent, events=column.events) for column in COLUMNS]
         rich_table.add_row(*cells, style="dim" if row.is_oracle else None)
     return rich_table
 
 
-def phase_table(steps: Sequence[StepSignals]) -> Table:
-    """Each GRPO step's signals and phase; markers count the sampled episodes using each argument type."""
-    table = Table(
-        title="training phases", title_justify="left", caption="raw per-step values; phases use smoothed ones"
+def phase_table(analysis: PhaseAnalysis) -> Group:
+    """Each GRPO step's signals and phase (with the signal behind it), then each phase's trend test; markers count
+    the sampled episodes using each argument type."""
+    settings = analysis.settings
+    shuffled = f" (steps shuffled, seed {analysis.shuffled})" if analysis.shuffled is not None else ""
+    steps = Table(
+        title="training phases" + shuffled,
+        title_justify="left",
+        caption="raw per-step values; deadlock: every episode (not tested), MI deadlock: mutual-interest episodes",
     )
-    for name in ("step", "1st offer", "deal", "bargained", "deadlock", "persuasion", "markers", "phase"):
-        table.add_column(name, justify="left" if name in ("markers", "phase") else "right")
-    for step in steps:
+    for name in ("step", "1st offer", "deal", "bargained", "deadlock", "MI deadlock", "persuasion", "markers", "phase"):
+        steps.add_column(name, justify="left" if name in ("markers", "phase") else "right")
+    for step in analysis.steps:
         used = ", ".join(f"{kind} {step.markers[kind]}" for kind in PERSUASION_LEXICON if step.markers.get(kind))
-        table.add_row(
+        steps.add_row(
             str(step.step),
             format_cell(step.first_offer_ratio),
             format_cell(step.deal_rate, percent=True),
             format_cell(step.bargained_ratio),
             format_cell(step.deadlock_rate, percent=True),
+            format_cell(step.mutual_interest_deadlock_rate, percent=True),
             format_cell(step.persuasion_rate, percent=True),
             f"{used or '–'} (of {step.samples})",
-            str(step.phase),
+            f"{step.phase} ({step.phase_signal})" if step.phase else "–",
         )
-    return table
+    tests = Table(
+        title="phase tests",
+        title_justify="left",
+        caption=f"epidemic change-point statistic against {settings.permutations} permutations of the step order "
+        f"(seed {settings.seed}), Holm-adjusted over the tested phases; labelled where adjusted p < {settings.alpha}",
+    )
+    for name in ("phase", "signal", "source", "segment", "start → segment mean", "rest mean", "p", "adjusted p"):
+        right = name in ("rest mean", "p", "adjusted p")
+        tests.add_column(name, justify="right" if right else "left", no_wrap=name in ("signal", "segment"))
+    tests.add_column("labelled")
+    for test in analysis.tests:
+        arrow = "↑" if test.direction > 0 else "↓"
+        if test.first_step is None:
+            segment, means = "–", "–"
+        else:
+            segment = f"steps {test.first_step}–{test.last_step}"
+            means = format_cell(test.segment_mean)
+            if test.start_mean is not None:  # naive bargaining is the start itself
+                means = f"{format_cell(test.start_mean)} → {means}"
+        labelled = "yes" if test.labelled else (test.reason or "no: adjusted p ≥ alpha")
+        tests.add_row(
+            str(test.phase),
+            f"{test.signal} {arrow}",
+            test.source or "–",
+            segment,
+            means,
+            format_cell(test.rest_mean),
+            format_cell(test.p_value),
+            format_cell(test.p_adjusted),
+            labelled,
+        )
+    return Group(steps, tests)
 
 
 def baselines_table(result, top: int) -> Table:  # noqa: ANN001 - an evaluate.baselines.BaselineResult
     search = result.search
     labels = [choice.label for choice in search.sellers]
     table = Table(
-        title=f"fixed scripted buyers on {search.catalog}/{search.split}, {search.max_turns}-turn games, "
+        title=f"scripted buyers on {search.catalog}/{search.split}, {search.max_turns}-turn games, "
         f"{len(result.rows)} ranked",
+        caption=INTERVAL_CAPTION,
         title_justify="left",
     )
     table.add_column("buyer", overflow="fold")

@@ -10,6 +10,8 @@ summary says how much of the play was the model's own:
   stated cost redacted), counted whatever the model writes;
 - ``deal_rate`` and ``seller_reward`` (:func:`~counteroffer.game.reward.seller_reward`, the seller's share of the
   surplus) with 95% intervals: its concession behaviour.
+
+Intervals resample products (:mod:`counteroffer.evaluate.stats`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from counteroffer.evaluate.stats import Estimate, bootstrap_mean
+from counteroffer.evaluate.stats import Estimate, bootstrap_mean, rate_estimate
 from counteroffer.game.messages import Role
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, Outcome
 from counteroffer.game.reward import seller_reward
@@ -46,6 +48,7 @@ def _seller_play(seller: str, persona: str, records: list[EpisodeRecord]) -> Sel
         sum(e.kind.is_regulator_intervention for m in r.messages if m.role is Role.SELLER for e in m.events)
         for r in records
     ]
+    products = [r.scenario_id for r in records]
     return SellerPlay(
         seller=seller,
         persona=persona,
@@ -53,10 +56,11 @@ def _seller_play(seller: str, persona: str, records: list[EpisodeRecord]) -> Sel
         seller_turns=len(turns),
         reask_rate=reasked / len(turns) if turns else None,
         fallback_rate=fell_back / len(turns) if turns else None,
-        regulator_interventions=bootstrap_mean(interventions),
-        deal_rate=bootstrap_mean([float(r.outcome is Outcome.DEAL) for r in records]),
+        regulator_interventions=bootstrap_mean(interventions, clusters=products),
+        deal_rate=rate_estimate([r.outcome is Outcome.DEAL for r in records], clusters=products),
         seller_reward=bootstrap_mean(
-            [seller_reward(r.outcome, r.price, r.scenario.budget, r.scenario.cost) for r in records]
+            [seller_reward(r.outcome, r.price, r.scenario.budget, r.scenario.cost) for r in records],
+            clusters=products,
         ),
     )
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
-from counteroffer.evaluate.stats import Estimate, bootstrap_mean
+from counteroffer.evaluate.stats import Estimate, bootstrap_mean, rate_estimate
 from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
 from counteroffer.rollout.store import StoredEpisode
 
@@ -22,6 +22,7 @@ class GroupSummary(BaseModel):
     format_error_rate: Estimate
     protocol_error_rate: Estimate
     regulator_interventions: Estimate  # per episode
+    misquote_rate: Estimate  # episodes where the buyer misquoted its budget or arithmetic (game/quotes.py)
 
 
 class RowSummary(BaseModel):
@@ -49,6 +50,7 @@ _METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
     "format_error_rate": lambda m: float(m.format_error),
     "protocol_error_rate": lambda m: float(m.protocol_error),
     "regulator_interventions": lambda m: float(m.regulator_interventions),
+    "misquote_rate": lambda m: float(m.misquote) if m.misquote is not None else None,
 }
 
 
@@ -61,12 +63,23 @@ def mean_metrics(metrics: Sequence[EpisodeMetrics]) -> dict[str, float | None]:
     return means
 
 
-def summarize_group(metrics: Sequence[EpisodeMetrics], seed: int = 0) -> GroupSummary:
+# The metrics that are shares of episodes with an event: they also get the exact binomial interval.
+_RATES = frozenset(name for name in _METRICS if name.endswith("_rate"))
+
+
+def summarize_group(metrics: Sequence[EpisodeMetrics], products: Sequence[str], seed: int = 0) -> GroupSummary:
+    """Every metric's mean with its interval, resampling ``products`` (each episode's product, in order)."""
     estimates = {}
     for name, read in _METRICS.items():
-        values = [v for v in map(read, metrics) if v is not None]
-        estimates[name] = bootstrap_mean(values, seed=seed)
+        pairs = [(product, v) for product, v in zip(products, map(read, metrics), strict=True) if v is not None]
+        values, clusters = [v for _, v in pairs], [product for product, _ in pairs]
+        estimate = rate_estimate if name in _RATES else bootstrap_mean
+        estimates[name] = estimate(values, clusters=clusters, seed=seed)
     return GroupSummary(episodes=len(metrics), **estimates)
+
+
+def _summarize_pairs(pairs: Sequence[tuple[str, EpisodeMetrics]], seed: int) -> GroupSummary:
+    return summarize_group([m for _, m in pairs], [product for product, _ in pairs], seed)
 
 
 def summarize(
@@ -79,7 +92,9 @@ def summarize(
         cells.setdefault((record.buyer, seller_label or record.seller, record.persona), []).append(record)
     rows = []
     for (buyer, seller, persona), cell in cells.items():
-        scored = [r.metrics for r in cell if r.status is EpisodeStatus.OK and r.metrics is not None]
+        scored = [(r.scenario_id, r.metrics) for r in cell if r.status is EpisodeStatus.OK and r.metrics is not None]
+        mutual = [(product, m) for product, m in scored if m.mutual_interest]
+        conflicting = [(product, m) for product, m in scored if not m.mutual_interest]
         rows.append(
             RowSummary(
                 buyer=buyer,
@@ -87,9 +102,9 @@ def summarize(
                 persona=persona,
                 episodes=len(scored),
                 errored=sum(r.status is EpisodeStatus.ERRORED for r in cell),
-                overall=summarize_group(scored, seed),
-                mutual_interest=summarize_group([m for m in scored if m.mutual_interest], seed),
-                conflicting_interest=summarize_group([m for m in scored if not m.mutual_interest], seed),
+                overall=_summarize_pairs(scored, seed),
+                mutual_interest=_summarize_pairs(mutual, seed),
+                conflicting_interest=_summarize_pairs(conflicting, seed),
             )
         )
     return rows

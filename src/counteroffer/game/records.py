@@ -100,6 +100,10 @@ class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     protocol_error: bool
     regulator_interventions: int
     mutual_interest: bool
+    # Any budget, fraction or rounding the buyer stated wrongly (game/quotes.py), and how many it stated; None for
+    # records written before these were counted.
+    misquote: bool | None = None
+    quotes: int | None = None
 
 
 class EpisodeStatus(StrEnum):
@@ -123,6 +127,11 @@ class EpisodeRecord(msgspec.Struct, gc=False, kw_only=True):
     reward: float
     metrics: EpisodeMetrics | None
     error: str | None = None
+
+    @property
+    def scenario_id(self) -> str:
+        """The product's scenario: the unit that intervals resample."""
+        return self.scenario.scenario_id
 
 
 def episode_key(buyer: str, seller: str, persona: str, scenario_id: str, rollout_index: int) -> str:

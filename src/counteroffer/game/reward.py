@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.game.messages import ActionKind, Role
+from counteroffer.game.quotes import episode_quotes, misquoted
 from counteroffer.game.records import EpisodeMetrics, MessageRecord, Outcome
 
 PRICE_TOLERANCE = 0.005  # offers are in cents: two offers within half a cent are the same offer
@@ -69,6 +70,7 @@ def episode_metrics(
         deal and price > budget + VALUE_EPSILON
     )
     first_offer = buyer_offers[0] if buyer_offers else None
+    quotes = episode_quotes(messages, budget)  # the reward never reads them: a misquote is counted, not punished
     return EpisodeMetrics(
         reward=buyer_reward(outcome, price, budget, cost),
         deal=deal,
@@ -80,4 +82,6 @@ def episode_metrics(
         protocol_error=outcome is Outcome.BUYER_PROTOCOL_ERROR,
         regulator_interventions=sum(1 for m in messages for e in m.events if e.kind.is_regulator_intervention),
         mutual_interest=budget > cost + VALUE_EPSILON,
+        misquote=misquoted(quotes),
+        quotes=len(quotes),
     )

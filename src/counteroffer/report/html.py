@@ -30,6 +30,7 @@ from counteroffer.analysis.tables import (
     category_pivot,
     category_results,
     format_cell,
+    suite_records,
     suite_tables,
 )
 from counteroffer.evaluate.bench import find_episode_files
@@ -116,7 +117,7 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
     if grpo_log.is_file():
         report.kinds.append("GRPO")
         entries = read_train_log(grpo_log)
-        report.phases = analyse_entries(entries)
+        report.phases = analyse_entries(entries).steps
         report.bands = phase_bands(report.phases)
         report.grpo_chart = data_uri(grpo_curves(entries, report.phases, report.bands))
     # The episodes of suites nested in the run are reported as those suites' tables, not mixed into the run's.
@@ -130,7 +131,11 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
         report.tables = [episodes_table(run.name, records)]
     for suite in nested_suites:
         report.kinds.append(f"suite {suite.relative_to(run)}")
-        report.tables += suite_tables(read_suite(suite))
+        config = read_suite(suite)
+        by_cell = suite_records(config)
+        report.tables += suite_tables(config, by_cell)
+        # A suite's episodes show in the samples and categories too: a run's claims rest on them.
+        records += sorted({r.key: r for cell in by_cell.values() for r in cell}.values(), key=lambda r: r.key)
     if records:
         report.categories = category_pivot(category_results(records))
         report.category_chart = data_uri(category_bars(report.categories))

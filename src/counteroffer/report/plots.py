@@ -136,7 +136,7 @@ def category_bars(pivot: CategoryPivot, top: int = 10) -> bytes:
     height = 0.8 / max(1, len(pivot.buyers))
     figure, axes = plt.subplots(figsize=(7, 1.2 + 0.12 * len(rows) * (len(pivot.buyers) + 1)))
     for index, label in enumerate(legend_labels(pivot.buyers)):
-        rewards = [cells[index].reward if cells[index] else 0.0 for _, cells in rows]
+        rewards = [(cells[index].reward.mean or 0.0) if cells[index] else 0.0 for _, cells in rows]
         axes.barh([i + index * height for i in range(len(rows))], rewards, height=height, label=label)
     axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
     axes.set_yticklabels(

@@ -42,6 +42,7 @@ class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     buyer: str
     seller: str
     persona: str
+    scenario_id: str  # the product: the unit that intervals resample
     seed: int
     max_turns: int
     scenario_digest: str  # of the whole scenario: product text and recipe as well as the private values
@@ -55,6 +56,7 @@ class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
             buyer=record.buyer,
             seller=record.seller,
             persona=record.persona,
+            scenario_id=record.scenario_id,
             seed=record.seed,
             max_turns=record.max_turns,
             scenario_digest=scenario_digest(record.scenario),

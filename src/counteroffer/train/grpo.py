@@ -25,6 +25,7 @@ from counteroffer.agents.llm.agent import LLMAgent
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import HFBackend, HFChatModel
 from counteroffer.agents.llm.prompts import PromptBuilder
+from counteroffer.analysis.phases import mutual_interest_deadlock_rate
 from counteroffer.catalog.models import Scenario
 from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
@@ -167,10 +168,12 @@ def flat_group_rate(rewards: Sequence[float | None], group_size: int) -> float:
 
 
 def game_metrics(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
-    """Mean game metrics of a set of episodes, their deadlock rate and counts (errored episodes not scored)."""
+    """Mean game metrics of a set of episodes, their deadlock rates (all episodes; mutual-interest ones only, what
+    ``counteroffer phases`` tests) and counts (errored episodes not scored)."""
     scored = [r for r in records if r.status is EpisodeStatus.OK and r.metrics is not None]
     game: dict[str, Any] = mean_metrics([r.metrics for r in scored])
     game["deadlock_rate"] = deadlock_rate([r.outcome for r in scored if r.outcome is not None])
+    game["mutual_interest_deadlock_rate"] = mutual_interest_deadlock_rate(scored)
     game["episodes"] = len(records)
     game["errored"] = len(records) - len(scored)
     return game

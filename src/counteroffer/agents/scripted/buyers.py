@@ -18,17 +18,26 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
+from typing import ClassVar
 
 from counteroffer.agents.base import TurnRequest
 from counteroffer.agents.scripted.base import ScriptedAgent, floor_cents
 from counteroffer.agents.scripted.phrases import TERSE_BUYER_PHRASES
 from counteroffer.game.messages import Action, ActionKind, Role, format_money
 from counteroffer.game.negotiation import RoleView
+from counteroffer.game.quotes import round_down  # the misquote checker cuts digits the same way
 from counteroffer.game.reward import PRICE_TOLERANCE
 
 
 class ConcedingBuyer(ScriptedAgent):
+    # The settings `counteroffer baselines` searches (as ``scripted:anchor``): from a fiftieth to seven tenths of
+    # the budget, conceding from very late (0.3) to very early (3).
+    GRID: ClassVar[Mapping[str, tuple[float, ...]]] = {
+        "opening": (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+        "concession": (0.3, 0.5, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0),
+    }
+
     def __init__(self, spec: str, opening: float, concession: float = 1.0) -> None:
         super().__init__(spec, Role.BUYER)
         if not 0 < opening <= 1:
@@ -62,6 +71,7 @@ def _versus_budget(price: float, budget: float) -> str:
 
 class PatientBuyer(ScriptedAgent):
     buyer_phrases = TERSE_BUYER_PHRASES
+    GRID: ClassVar[Mapping[str, tuple[float, ...]]] = {"opening": (0.01, 0.02, 0.05, 0.1, 0.3, 0.5)}
 
     def __init__(self, spec: str, opening: float = 0.1) -> None:
         super().__init__(spec, Role.BUYER)
@@ -113,16 +123,13 @@ class PatientBuyer(ScriptedAgent):
         return Action(ActionKind.QUIT), f"{comparison}. I walk away."
 
 
-def round_down(amount: float, digits: int) -> float:
-    """``amount`` cut to its leading ``digits`` significant digits ($417.53 → $410.00 for 2): a number a person,
-    or a small model, gets by copying the first digits and writing zeros."""
-    if amount <= 0:
-        return amount
-    scale = 10.0 ** (math.floor(math.log10(amount)) - digits + 1)
-    return floor_cents(math.floor(round(amount / scale, 9)) * scale)
-
-
 class ReaderBuyer(PatientBuyer):
+    GRID: ClassVar[Mapping[str, tuple[float, ...]]] = {
+        "opening": (0.01, 0.02, 0.05, 0.1, 0.2, 0.3),
+        "split": (0.3, 0.4, 0.5, 0.6, 0.7),
+        "digits": (1, 2, 3),
+    }
+
     def __init__(self, spec: str, opening: float = 0.1, split: float = 0.5, digits: int = 2) -> None:
         super().__init__(spec, opening)
         if not 0 < split < 1:
@@ -136,11 +143,15 @@ class ReaderBuyer(PatientBuyer):
         held = self.own_offer(view)
         if view.turn != 2:
             return self.hold(view, held)
-        price = view.last_sell
-        offer = min(floor_cents(self.split * price), floor_cents(view.private_value))
+        price, budget = view.last_sell, view.private_value
+        share = floor_cents(self.split * price)
+        offer = min(share, floor_cents(budget))
         if offer <= held:
             return self.hold(view, held)
-        return self.hold(view, offer, f"{_ratio_words(self.split)} of it is {format_money(offer)}.")
+        reasoning = f"{_ratio_words(self.split)} of it is {format_money(share)}"
+        if share > offer:  # the share is over the budget: say so rather than call the budget the share
+            reasoning += f", above {format_money(budget)}; I offer {format_money(offer)}"
+        return self.hold(view, offer, reasoning + ".")
 
     def last_turn(self, view: RoleView) -> tuple[Action, str]:
         price, budget = view.last_sell, view.private_value

@@ -1,18 +1,23 @@
 """The oracle buyer: it knows the seller's cost and strategy, and plays the best plan it can find.
 
-It is the reachable upper bound used to judge trained buyers. Before the first turn of a scenario it replays the
-game against a copy of the real scripted seller (same spec, same persona, same rules and regulator) for a family
-of plans, and keeps the plan with the highest reward (ties: fewer turns). A plan opens at ``opening × final``
-and moves to ``final`` either linearly or only at the last turn, and accepts the seller's standing price once it
-is at or below ``final``. ``final`` runs over a grid from the seller's floor to the budget. When no plan earns a
-positive reward (conflicting interest, an unyielding seller) the oracle walks away, which is worth 0.
+It is the upper bound used to judge trained buyers. Before the first turn of a scenario it replays the game
+against the real scripted seller (same spec, same persona, same rules and regulator) for every candidate, and
+keeps the one with the highest reward (ties: fewer turns, then the earlier candidate). The candidates:
 
-Because scripted sellers decide deterministically, the plan's simulated outcome is exactly what happens in the
+- its own plans: open at ``opening × final`` and move to ``final`` either linearly or only at the last turn,
+  accepting the seller's standing price once it is at or below ``final``; ``final`` runs over a grid from the
+  seller's floor to the budget;
+- every registered scripted buyer (``rivals``: each family's baseline grid and defaults), played as it would
+  play, so that no scripted buyer of the registry can beat the oracle on any scenario: a bound, not an estimate;
+- walking away, which is worth 0 (conflicting interest, an unyielding seller).
+
+Because scripted sellers decide deterministically, a candidate's simulated outcome is exactly what happens in the
 real episode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from counteroffer.agents.base import Agent, AgentSpecError, TurnRequest
@@ -40,7 +45,7 @@ class Plan:
         share = (turn - 1) / (max_turns - 1)
         return floor_cents(self.opening + (self.final - self.opening) * share)
 
-    def decide(self, view: RoleView) -> Action:
+    def decide(self, view: RoleView, request: TurnRequest | None = None) -> Action:
         if self.walk_away:
             return Action(ActionKind.BUY, self.opening) if view.turn == 1 else Action(ActionKind.QUIT)
         if view.turn > 1 and view.last_sell <= self.final:
@@ -51,10 +56,14 @@ class Plan:
 class OracleBuyer(ScriptedAgent):
     needs_full_scenario = True
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, rivals: Callable[[], Sequence[str]] = tuple) -> None:
+        """``rivals``: the specs of the scripted buyers whose play the oracle also considers (the registry passes
+        every registered family's grid and defaults); built on first use."""
         super().__init__(spec, Role.BUYER)
         self._seller: ScriptedAgent | None = None
-        self._plans: dict[tuple[str, int], Plan] = {}
+        self._rival_specs = rivals
+        self._rivals: list[ScriptedAgent] | None = None
+        self._plans: dict[tuple[str, int], Plan | ScriptedAgent] = {}
 
     def bind_opponent(self, opponent: Agent) -> None:
         if not isinstance(opponent, ScriptedAgent):
@@ -70,7 +79,15 @@ class OracleBuyer(ScriptedAgent):
         key = (request.scenario.scenario_id, view.max_turns)
         if key not in self._plans:
             self._plans[key] = self.best_plan(request.scenario, view.max_turns, request.seed)
-        return self._plans[key].decide(view)
+        return self._plans[key].decide(view, request)
+
+    def rivals(self) -> list[ScriptedAgent]:
+        if self._rivals is None:
+            from counteroffer.agents.registry import make_agent  # the registry builds the oracle: import late
+
+            agents = [make_agent(spec, Role.BUYER) for spec in self._rival_specs()]
+            self._rivals = [agent for agent in agents if isinstance(agent, ScriptedAgent)]
+        return self._rivals
 
     def candidate_plans(self, scenario: Scenario) -> list[Plan]:
         low = seller_floor(scenario.cost)
@@ -86,22 +103,21 @@ class OracleBuyer(ScriptedAgent):
             for linear in (True, False)
         ]
 
-    def best_plan(self, scenario: Scenario, max_turns: int, seed: int) -> Plan:
+    def best_plan(self, scenario: Scenario, max_turns: int, seed: int) -> Plan | ScriptedAgent:
+        """The candidate with the highest simulated reward on this scenario (see the module's docstring)."""
         if self._seller is None:
             raise RuntimeError("bind_opponent() was not called with the seller")
         walk_away = Plan(max(0.01, floor_cents(0.2 * scenario.budget)), 0.0, linear=False, walk_away=True)
-        best, best_score = walk_away, (0.0, -2)
+        best: Plan | ScriptedAgent = walk_away
+        best_score = (0.0, -2)
         config = GameConfig(max_turns=max_turns)
-        for plan in self.candidate_plans(scenario):
+        for candidate in [*self.candidate_plans(scenario), *self.rivals()]:
             game = Negotiation(scenario, config)
             while not game.done:
                 view = game.view(game.next_role)
-                if view.role is Role.BUYER:
-                    action = plan.decide(view)
-                else:
-                    action = self._seller.decide(view, TurnRequest(view, seed))
-                game.play(action)
+                player = candidate if view.role is Role.BUYER else self._seller
+                game.play(player.decide(view, TurnRequest(view, seed)))
             score = (game.reward, -game.turn)
             if score > best_score:
-                best, best_score = plan, score
+                best, best_score = candidate, score
         return best
