@@ -289,6 +289,7 @@ def test_oracle_walks_away_from_conflicting_interest(
     ("seller", "persona"), [("scripted:unyielding", "neutral"), ("scripted:boulware", "unyielding")]
 )
 def test_oracle_never_loses_against_an_unyielding_seller(test_split: list[Scenario], seller: str, persona: str) -> None:
+    test_split = test_split[:48]  # the oracle searches every registered scripted buyer: a third of the split is enough
     records = play(test_split, "scripted:oracle", seller, persona)
     check_invariants(records)
     assert min(r.reward for r in records.values()) >= 0.0
@@ -346,7 +347,7 @@ def test_the_oracle_plays_a_rival_when_no_plan_of_its_own_does_as_well(test_spli
     for oracle in (own_plans_only, full):
         oracle.bind_opponent(seller)
         out: list[EpisodeRecord] = []
-        run_episodes(plan_jobs(test_split, ["scripted:oracle"], "scripted:titfortat", "neutral", 1, 0),
+        run_episodes(plan_jobs(test_split[:16], ["scripted:oracle"], "scripted:titfortat", "neutral", 1, 0),
                      lambda _, o=oracle: (o, seller), out.append)  # fmt: skip
         records[oracle is full] = {r.scenario.scenario_id: r.reward for r in out}
     gains = [records[True][k] - records[False][k] for k in records[False]]
