@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
 from counteroffer.catalog.models import Product, Scenario
 from counteroffer.evaluate.bench import BenchConfig
 
@@ -62,3 +64,26 @@ def small_bench(out: Path, data: Path, buyers: list[str], seller: str, **overrid
     """A bench on the first two test products, one rollout each: what the model and server tests play."""
     settings: dict[str, object] = {"split": "test", "limit": 2, "rollouts": 1, **overrides}
     return BenchConfig(buyers=buyers, seller=seller, data_root=str(data), out=out, **settings)  # type: ignore[arg-type]
+
+
+class FailsOnce(Agent):
+    """A test double (a mock, on purpose: the failure is injected): ``inner``'s answers, except that its
+    ``fail_on_call``-th ``act`` call answers every request with an :class:`AgentFailure`, the way an endpoint agent
+    answers once its retries are spent. ``calls`` counts the ``act`` calls."""
+
+    CAUSE = "endpoint unavailable (after 4 retries)"
+
+    def __init__(self, inner: Agent, fail_on_call: int = 1) -> None:
+        super().__init__(inner.spec, inner.role)
+        self.inner = inner
+        self.fail_on_call = fail_on_call
+        self.calls = 0
+
+    def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            return [AgentFailure(self.CAUSE) for _ in requests]
+        return self.inner.act(requests)
+
+    def close(self) -> None:
+        self.inner.close()

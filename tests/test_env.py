@@ -6,14 +6,15 @@ from pathlib import Path
 
 import gymnasium
 import pytest
-from conftest import make_scenario, message
+from conftest import FailsOnce, make_scenario, message
 from gymnasium.utils.env_checker import check_env
 
 import counteroffer  # noqa: F401 - registers counteroffer/Negotiation-v0
-from counteroffer.agents import TurnRequest, make_agent
+from counteroffer.agents import AgentFailure, TurnRequest, make_agent
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import Outcome, Role, buyer_reward
 from counteroffer.rollout.env import ENV_ID, NegotiationEnv, UnicodeText
+from counteroffer.rollout.turns import TurnFailure
 
 
 def test_an_episode_step_by_step_matches_the_reward_formula(shared_data: Path) -> None:
@@ -100,3 +101,41 @@ def test_the_seller_inside_is_regulated() -> None:
 def test_step_before_reset_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="reset"):
         NegotiationEnv([make_scenario()]).step(message("[BUY] $5"))
+
+
+def _play(env: NegotiationEnv, actions: list[str]) -> list[tuple[Role, int, str]]:
+    """Step through ``actions`` from a seeded reset; the finished record's messages."""
+    env.reset(seed=5)
+    for action in actions:
+        _, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    return [(m.role, m.turn, m.raw) for m in info["record"].messages]
+
+
+def test_a_seller_failure_leaves_the_game_as_before_the_step_so_step_can_be_retried() -> None:
+    """The seller fails once (an injected AgentFailure, see FailsOnce) at turn 2: ``step`` raises with the buyer's
+    message not played, and the same ``step`` again plays turn 2 once, as if the failure had not happened."""
+    actions = [message(f"[BUY] ${price}", "Would you take this?") for price in (60, 70, 80, 90)]
+    seller = FailsOnce(make_agent("scripted:boulware", Role.SELLER), fail_on_call=2)
+    env = NegotiationEnv([make_scenario()], seller=seller, max_turns=4, render_mode="ansi")
+    env.reset(seed=5)
+    env.step(actions[0])
+    before = env.render()
+    with pytest.raises(TurnFailure) as failed:
+        env.step(actions[1])
+    assert isinstance(failed.value, AgentFailure) and failed.value.spec == "scripted:boulware"
+    assert str(failed.value) == f"scripted:boulware: {FailsOnce.CAUSE}"
+    assert env.render() == before  # the buyer's message of turn 2 was not played
+    _, _, terminated, truncated, info = env.step(actions[1])  # the retry
+    assert info["turn"] == 3 and not (terminated or truncated)
+    for action in actions[2:]:
+        _, _, terminated, truncated, info = env.step(action)
+    assert truncated
+    record = info["record"]
+    assert [(m.role, m.turn) for m in record.messages] == [(role, t) for t in (1, 2, 3, 4) for role in Role]
+    assert [m.raw for m in record.messages if m.role is Role.BUYER] == actions
+    assert all(m.format_error is None for m in record.messages)
+    # The very episode a seller that never failed plays.
+    clean = NegotiationEnv([make_scenario()], seller="scripted:boulware", max_turns=4)
+    assert [(m.role, m.turn, m.raw) for m in record.messages] == _play(clean, actions)

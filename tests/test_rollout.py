@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import signal
 import subprocess
 import time
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import CLI, run_cli
+from conftest import CLI, make_scenario, run_cli
+from conftest import message as raw_message
 
 from counteroffer.agents import Agent, AgentFailure, TurnRequest, make_agent
 from counteroffer.agents.registry import SCRIPTED_BUYERS, BuyerFamily
@@ -36,6 +38,7 @@ from counteroffer.game import (
 )
 from counteroffer.rollout.runner import EpisodeJob, plan_jobs, run_episodes
 from counteroffer.rollout.store import EpisodeStore, EpisodeStoreError
+from counteroffer.rollout.turns import PendingTurn, TurnFailure, play_exchange, play_turns
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +197,41 @@ def test_agent_bugs_propagate(test_split: list[Scenario]) -> None:
         with pytest.raises(error):
             run_episodes(jobs, lambda _, b=buyer: (b, seller), records.append)
         assert records == []
+
+
+def test_a_failed_turn_plays_nothing_and_names_the_agent() -> None:
+    """One request answered and one failed (a returned AgentFailure); then an agent raising one for its batch."""
+    cause = AgentFailure("timed out (after 4 retries)")
+    games = [Negotiation(make_scenario()) for _ in range(2)]
+    mixed = _Broken("test:mixed", Role.BUYER, [raw_message("[BUY] $50"), cause])  # type: ignore[list-item]
+    answered, failed = play_turns([PendingTurn(mixed, game, seed) for seed, game in enumerate(games)])
+    assert answered is None and len(games[0].messages) == 1
+    assert isinstance(failed, TurnFailure) and isinstance(failed, AgentFailure)
+    assert (failed.spec, failed.cause, str(failed)) == ("test:mixed", cause, "test:mixed: timed out (after 4 retries)")
+    assert str(pickle.loads(pickle.dumps(failed))) == str(failed)
+    assert games[1].messages == [] and games[1].next_role is Role.BUYER  # untouched
+    down = _Broken("test:down", Role.SELLER, AgentFailure("connection refused"))
+    failures = play_turns([PendingTurn(down, games[0], 0)])
+    assert [str(f) for f in failures] == ["test:down: connection refused"] and len(games[0].messages) == 1
+    with pytest.raises(ValueError, match="no turn"):  # the buyer has played: it is the seller's turn
+        play_turns([PendingTurn(mixed, games[0], 0)])
+
+
+def test_an_exchange_that_fails_or_raises_leaves_the_game_as_it_was() -> None:
+    """play_exchange (the Gymnasium and verifiers environments' step): the driven side's message and the responder's
+    answer are played together or not at all, for an agent failure as for a bug."""
+    game = Negotiation(make_scenario())
+    seller = make_agent("scripted:linear", Role.SELLER)
+    assert play_exchange(game, raw_message("[BUY] $50"), seller, 1) is None
+    before = ([m.raw for m in game.messages], game.view(Role.BUYER), game.view(Role.SELLER), game.next_role)
+    failing = _Broken("test:down", Role.SELLER, AgentFailure("connection refused"))
+    assert str(play_exchange(game, raw_message("[BUY] $60"), failing, 1)) == "test:down: connection refused"
+    assert ([m.raw for m in game.messages], game.view(Role.BUYER), game.view(Role.SELLER), game.next_role) == before
+    with pytest.raises(ZeroDivisionError):
+        play_exchange(game, raw_message("[BUY] $60"), _Broken("test:bug", Role.SELLER, ZeroDivisionError("bug")), 1)
+    assert ([m.raw for m in game.messages], game.view(Role.BUYER), game.view(Role.SELLER), game.next_role) == before
+    assert play_exchange(game, raw_message("[BUY] $60"), seller, 1) is None
+    assert [(m.role, m.turn) for m in game.messages] == [(role, t) for t in (1, 2) for role in Role]
 
 
 # --- the episodes file -----------------------------------------------------------------------------------------------

@@ -27,11 +27,14 @@ if importlib.util.find_spec("verifiers") is None and os.environ.get("CI"):
     pytest.fail("verifiers is missing: CI must install it (pip install 'counteroffer[verifiers]')", pytrace=False)
 vf = pytest.importorskip("verifiers", reason="verifiers is not installed (pip install 'counteroffer[verifiers]')")
 
+from conftest import FailsOnce  # noqa: E402
 from fake_openai_server import GARBAGE, SECRET_REASONING, FakeOpenAI, RunningServer, SeenRequest, serve  # noqa: E402
 from openai import AsyncOpenAI  # noqa: E402
 
+from counteroffer.agents import make_agent  # noqa: E402
+from counteroffer.catalog import load_scenarios  # noqa: E402
 from counteroffer.evaluate.bench import BenchConfig, run_bench  # noqa: E402
-from counteroffer.game import EpisodeRecord, Outcome, Role  # noqa: E402
+from counteroffer.game import EpisodeRecord, GameConfig, Outcome, Role  # noqa: E402
 from counteroffer.integrations.verifiers_env import NegotiationVerifiersEnv, load_environment  # noqa: E402
 from counteroffer.rollout.env import make_env  # noqa: E402
 
@@ -56,7 +59,9 @@ def fake(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServe
     assert not [t for t in threading.enumerate() if t.name == "counteroffer-endpoint" and t.is_alive()]
 
 
-def _evaluate(env: NegotiationVerifiersEnv, server: RunningServer, rollouts: int = 1) -> list[dict[str, Any]]:
+def _evaluate(
+    env: NegotiationVerifiersEnv, server: RunningServer, rollouts: int = 1, max_retries: int = 0
+) -> list[dict[str, Any]]:
     """A verifiers evaluation of every example of ``env`` (the model: the fake server), then the env closed."""
 
     async def run() -> dict[str, Any]:
@@ -67,6 +72,7 @@ def _evaluate(env: NegotiationVerifiersEnv, server: RunningServer, rollouts: int
                 sampling_args={"temperature": 1.0, "max_tokens": 256},  # the bench's openai buyer's
                 num_examples=-1,
                 rollouts_per_example=rollouts,
+                max_retries=max_retries,
                 state_columns=["episode", "rollout_index", "episode_seed"],
             )
 
@@ -185,6 +191,26 @@ def test_reasoning_stays_out_of_the_game(fake: RunningServer, shared_data: Path)
     assert buyer and all(m.format_error is None and m.reasoning == SECRET_REASONING for m in buyer)
     assert all(SECRET_REASONING not in m.raw for m in episode.messages)
     assert all(SECRET_REASONING not in str(m["content"]) for m in output["completion"] if m["role"] == "user")
+
+
+def test_a_failing_seller_is_an_infra_error_that_verifiers_retries(fake: RunningServer, shared_data: Path) -> None:
+    """The seller fails at its first turn (an injected AgentFailure, see conftest.FailsOnce): the rollout errors
+    with ``vf.InfraError`` naming the seller and the cause, and with ``max_retries`` verifiers plays it again."""
+    scenarios = load_scenarios("amazon", "test", data_root=shared_data, limit=1).scenarios
+
+    def env() -> NegotiationVerifiersEnv:
+        seller = FailsOnce(make_agent("scripted:linear", Role.SELLER), fail_on_call=1)
+        return NegotiationVerifiersEnv(scenarios, seller, game_config=GameConfig(max_turns=MAX_TURNS))
+
+    [errored] = _evaluate(env(), fake)
+    assert errored["error"]["error"] == "InfraError"
+    assert errored["error"]["message"] == f"seller scripted:linear: {FailsOnce.CAUSE}"
+    assert errored["episode"] is None and errored["reward"] == 0.0 and errored["metrics"]["finished"] == 0.0
+    [retried] = _evaluate(env(), fake, max_retries=1)
+    assert retried["error"] is None and retried["stop_condition"] == "game_over"
+    assert retried["metrics"]["finished"] == 1.0
+    episode = _episode(retried)
+    assert [(m.role, m.turn) for m in episode.messages][:2] == [(Role.BUYER, 1), (Role.SELLER, 1)]
 
 
 def test_the_dataset_is_the_scenarios_with_the_gymnasium_envs_opening(shared_data: Path) -> None:

@@ -347,8 +347,30 @@ def test_two_open_games_on_one_scenario_get_different_keys(client: tuple[Browser
         assert sorted(r.rollout_index for r in store.records()) == [0, 1]
 
 
-def test_an_opponent_that_raises_ends_the_game_as_errored(shared_data: Path, tmp_path: Path) -> None:
-    """An agent that raises (a bug, not an AgentFailure) does not leave the game stuck on its turn."""
+def test_an_opponent_that_fails_ends_the_game_as_errored(shared_data: Path, tmp_path: Path) -> None:
+    """An agent failure (an injected AgentFailure, see conftest.FailsOnce) does not leave the game stuck on the
+    agent's turn: the game is stored as errored, as a bench stores it, and the page says so."""
+    from conftest import FailsOnce
+
+    from counteroffer.agents import make_agent
+    from counteroffer.web.play import human_move, start_session
+
+    scenario = load_scenarios("amazon", "test", data_root=shared_data, limit=1).scenarios[0]
+    opponent = FailsOnce(make_agent("scripted:linear", Role.SELLER), fail_on_call=1)
+    with EpisodeStore(tmp_path / "play" / "episodes.jsonl") as store:
+        session = start_session(scenario, Role.BUYER, opponent, store, persona="neutral", max_turns=2)
+        human_move(session, store, ActionKind.BUY, 10.0, "hi", "")
+        assert session.over and session.notes[-1] == (
+            f"scripted:linear failed: {FailsOnce.CAUSE}; the game is stored as errored"
+        )
+        [record] = store.records()
+    assert record.status is EpisodeStatus.ERRORED and record.error == f"scripted:linear: {FailsOnce.CAUSE}"
+    assert [m.role for m in record.messages] == [Role.BUYER]  # the person's move, nothing of the agent's
+
+
+def test_an_opponent_with_a_bug_raises_instead_of_storing_an_errored_game(shared_data: Path, tmp_path: Path) -> None:
+    """An agent that raises anything but an AgentFailure has a bug: it propagates (a server error), it is not
+    hidden in an errored record that a resume would re-run into the same bug."""
     from counteroffer.agents.base import Agent
     from counteroffer.web.play import human_move, start_session
 
@@ -360,7 +382,7 @@ def test_an_opponent_that_raises_ends_the_game_as_errored(shared_data: Path, tmp
     with EpisodeStore(tmp_path / "play" / "episodes.jsonl") as store:
         session = start_session(scenario, Role.BUYER, Broken("broken:x", Role.SELLER), store, persona="neutral",
                                 max_turns=2)  # fmt: skip
-        human_move(session, store, ActionKind.BUY, 10.0, "hi", "")
-        assert session.over and "RuntimeError: boom" in session.notes[-1]
-        [record] = store.records()
-    assert record.status is EpisodeStatus.ERRORED and "boom" in record.error
+        with pytest.raises(RuntimeError, match="boom"):
+            human_move(session, store, ActionKind.BUY, 10.0, "hi", "")
+        assert not session.over and session.notes == []
+        assert store.records() == []

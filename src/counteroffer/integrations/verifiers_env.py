@@ -65,7 +65,7 @@ from typing import Any
 import msgspec
 from pydantic import ConfigDict, Field, ValidationError
 
-from counteroffer.agents.base import Agent, AgentFailure, Reply, TurnRequest
+from counteroffer.agents.base import Agent, Reply
 from counteroffer.agents.llm.backend import split_reasoning
 from counteroffer.agents.llm.factory import DEFAULT_PROMPTS, PromptFields
 from counteroffer.agents.llm.prompts import PromptBuilder
@@ -76,7 +76,8 @@ from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import EpisodeMetrics
-from counteroffer.rollout.runner import EpisodeJob, episode_seed, play_message, record_of
+from counteroffer.rollout.runner import EpisodeJob, episode_seed, record_of
+from counteroffer.rollout.turns import play_exchange
 
 INSTALL_HINT = "pip install 'counteroffer[verifiers]'"
 try:
@@ -226,16 +227,11 @@ class NegotiationVerifiersEnv(vf.MultiTurnEnv):
         text, reasoning = split_reasoning(
             _text(buyer_message.get("content")), buyer_message.get("reasoning_content") or ""
         )
-        play_message(game, Reply(text, reasoning))
-        if not game.done:
-            full_scenario = job.scenario if self.seller.needs_full_scenario else None
-            request = TurnRequest(game.view(Role.SELLER), job.seed, full_scenario)
-            # Agents are synchronous (a local model generates, an endpoint agent waits on its own loop): off the
-            # event loop, so other rollouts go on meanwhile.
-            [reply] = await asyncio.to_thread(self.seller.act, [request])
-            if isinstance(reply, AgentFailure):
-                raise vf.InfraError(f"seller {self.seller.spec}: {reply}")
-            play_message(game, reply)
+        # Agents are synchronous (a local model generates, an endpoint agent waits on its own loop): off the event
+        # loop, so other rollouts go on meanwhile. A failing seller leaves the game as it was before the message.
+        failure = await asyncio.to_thread(play_exchange, game, Reply(text, reasoning), self.seller, job.seed)
+        if failure is not None:
+            raise vf.InfraError(f"seller {failure}") from failure
         if game.done:
             state["episode"] = msgspec.to_builtins(record_of(job, game))
             state["final_env_response"] = []  # the rollout ends here, without another model call

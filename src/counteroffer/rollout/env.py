@@ -17,6 +17,9 @@ through the batched engine. It is a real :class:`gymnasium.Env`, registered as `
   product card, visible history) and ``info["chat"]`` as chat messages.
 - **Action** (also text): the buyer's raw message in the ``Thought / Talk / Action`` format. Anything else is
   a recorded format error that ends the episode with reward −1, as in the paper, never an exception.
+- **A failing seller** (an endpoint still failing after its retries): ``step`` raises
+  :class:`~counteroffer.rollout.turns.TurnFailure` (an :class:`~counteroffer.agents.base.AgentFailure`) and the
+  game is as it was before the action, so calling ``step`` again with the same action retries the turn safely.
 - **Reward**: 0 until the episode ends, then the verifiable reward. ``terminated``: a deal, a quit or a buyer
   error; ``truncated``: the turn limit. ``info["record"]`` holds the finished episode's record.
 
@@ -33,7 +36,7 @@ from typing import Any
 import gymnasium
 from gymnasium import spaces
 
-from counteroffer.agents.base import Agent, TurnRequest
+from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
@@ -42,7 +45,8 @@ from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import Outcome
 from counteroffer.game.transcript import messages_text, transcript_text
-from counteroffer.rollout.runner import EpisodeJob, episode_seed, play_message, record_of
+from counteroffer.rollout.runner import EpisodeJob, episode_seed, record_of
+from counteroffer.rollout.turns import play_exchange
 
 ENV_ID = "counteroffer/Negotiation-v0"
 MAX_OBSERVATION_CHARS = 1_000_000
@@ -120,18 +124,20 @@ class NegotiationEnv(gymnasium.Env[str, str]):
         return self._observe()
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Play the buyer's raw message, then the seller's reply; return Gymnasium's five-tuple."""
+        """Play the buyer's raw message, then the seller's reply; return Gymnasium's five-tuple.
+
+        Raises :class:`~counteroffer.rollout.turns.TurnFailure` (an :class:`~counteroffer.agents.base.AgentFailure`)
+        when the seller fails (an endpoint still failing after its retries): the game is then exactly as it was
+        before ``action``, so ``step(action)`` again plays the turn once, as if the first call had not happened.
+        """
         game, job = self._game, self._job
         if game is None or job is None:
             raise RuntimeError("call reset() before step()")
         if game.done:
             raise RuntimeError("the episode is over: call reset() to start another")
-        game.step(action)
-        if not game.done:
-            [reply] = self.seller.act([TurnRequest(game.view(Role.SELLER), job.seed)])
-            if isinstance(reply, Exception):
-                raise reply
-            play_message(game, reply)
+        failure = play_exchange(game, action, self.seller, job.seed)
+        if failure is not None:
+            raise failure
         observation, info = self._observe()
         if not game.done:
             return observation, 0.0, False, False, info

@@ -1,10 +1,10 @@
 """The rollout engine: many episodes at once, in rounds.
 
-Each round, every live episode has exactly one pending turn; the pending turns are grouped by the agent that
-must answer them and each agent answers its whole group with one :meth:`Agent.act` call (one batched
-``generate`` for a local model, concurrent requests for an endpoint). Finished episodes leave the pool and are
-handed to ``on_finished`` at once (the bench appends them to the episodes file), and the pool is refilled from
-the queue so batches stay full.
+Each round, every live episode has exactly one pending turn; :func:`~counteroffer.rollout.turns.play_turns` groups
+the pending turns by the agent that must answer them and each agent answers its whole group with one
+:meth:`Agent.act` call (one batched ``generate`` for a local model, concurrent requests for an endpoint).
+Finished episodes leave the pool and are handed to ``on_finished`` at once (the bench appends them to the
+episodes file), and the pool is refilled from the queue so batches stay full.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
+from counteroffer.agents.base import Agent
 from counteroffer.catalog.models import Scenario
-from counteroffer.game.negotiation import GameConfig, Negotiation, repair_text
-from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, GameEvent, episode_key
+from counteroffer.game.negotiation import GameConfig, Negotiation
+from counteroffer.game.records import EpisodeRecord, EpisodeStatus, episode_key
+from counteroffer.rollout.turns import PendingTurn, play_turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,28 +88,9 @@ def record_of(job: EpisodeJob, game: Negotiation, error: str | None = None) -> E
     )
 
 
-def _turn_request(episode: _Live, agent: Agent) -> TurnRequest:
-    """The pending turn of ``episode`` as ``agent`` sees it (the full scenario only for agents that declare it)."""
-    return TurnRequest(
-        episode.game.view(episode.game.next_role),
-        episode.job.seed,
-        episode.job.scenario if agent.needs_full_scenario else None,
-    )
-
-
-def play_message(game: Negotiation, message: Message) -> None:
-    """Play an agent's message and record how it was produced (reasoning, re-asks, fallback)."""
-    if isinstance(message, str):
-        game.step(message)
-        return
-    record = game.step(message.text)
-    # Everything kept in the record must encode: the game repaired the message; these come straight from the agent.
-    record.reasoning = repair_text(message.reasoning)[0]
-    for attempt in message.reasks:
-        record.events.append(GameEvent(EventKind.AGENT_REASKED, record.role, record.turn, repair_text(attempt)[0]))
-    if message.fallback is not None:
-        record.events.append(GameEvent(EventKind.AGENT_FALLBACK, record.role, record.turn, message.fallback))
-        record.replaced_raw = repair_text(message.replaced)[0]
+def _agent_up(episode: _Live) -> Agent:
+    """The agent whose turn it is in ``episode``."""
+    return episode.buyer if episode.game.next_role is episode.buyer.role else episode.seller
 
 
 def run_episodes(
@@ -121,8 +103,11 @@ def run_episodes(
 ) -> int:
     """Play ``jobs`` with ``agents(job) -> (buyer, seller)``, at most ``concurrency`` at once.
 
-    Every episode ends in exactly one ``on_finished`` call: scored, or ``errored`` when its agent returned (or
-    raised, for its whole batch) an :class:`AgentFailure`. Returns the number of episodes played.
+    Every episode ends in exactly one ``on_finished`` call: scored, or ``errored`` when its agent failed (returned,
+    or raised for its whole batch, an :class:`~counteroffer.agents.base.AgentFailure`): the record's ``error`` is
+    the :class:`~counteroffer.rollout.turns.TurnFailure`, ``"SPEC: CAUSE"``, and the bench re-runs the episode on
+    resume. Any other exception from an agent is a bug and propagates (the failure policy of
+    :mod:`counteroffer.rollout.turns`). Returns the number of episodes played.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -141,37 +126,13 @@ def run_episodes(
             live.append(_Live(job, Negotiation(job.scenario, config), buyer, seller))
         if not live:
             return played
-        # Pending turns grouped by the agent that answers them, and agents by what they can share: the turns of a
-        # buyer and a seller on one local model go through one generate call.
-        groups: dict[object, dict[int, tuple[Agent, list[_Live]]]] = {}
-        for episode in live:
-            agent = episode.buyer if episode.game.next_role is episode.buyer.role else episode.seller
-            shared = groups.setdefault(agent.joint_key or id(agent), {})
-            shared.setdefault(id(agent), (agent, []))[1].append(episode)
-        failed: dict[int, str] = {}
-        for members in groups.values():
-            batches = [(agent, [_turn_request(e, agent) for e in episodes]) for agent, episodes in members.values()]
-            lead = batches[0][0]
-            try:
-                answers = lead.act_jointly(batches)
-            except AgentFailure as exc:
-                for agent, episodes in members.values():
-                    for e in episodes:
-                        failed[id(e)] = f"{agent.spec}: {exc}"
-                continue
-            for (agent, episodes), messages in zip(members.values(), answers, strict=True):
-                if len(messages) != len(episodes):
-                    raise RuntimeError(f"{agent!r} returned {len(messages)} messages for {len(episodes)} requests")
-                for episode, message in zip(episodes, messages, strict=True):
-                    if isinstance(message, AgentFailure):
-                        failed[id(episode)] = f"{agent.spec}: {message}"
-                    else:
-                        play_message(episode.game, message)
+        # Every live episode's pending turn, answered by its buyer or its seller; play_turns batches them by agent
+        # and by joint_key (a buyer and a seller on one local model: one generate call).
+        failures = play_turns([PendingTurn(_agent_up(e), e.game, e.job.seed) for e in live])
         still_live = []
-        for episode in live:
-            error = failed.get(id(episode))
-            if error is not None or episode.game.done:
-                on_finished(record_of(episode.job, episode.game, error))
+        for episode, failure in zip(live, failures, strict=True):
+            if failure is not None or episode.game.done:
+                on_finished(record_of(episode.job, episode.game, None if failure is None else str(failure)))
                 played += 1
             else:
                 still_live.append(episode)

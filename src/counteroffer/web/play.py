@@ -12,14 +12,15 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from counteroffer.agents.base import Agent, AgentFailure, AgentSpecError, TurnRequest
+from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, episode_key
-from counteroffer.rollout.runner import EpisodeJob, play_message, record_of
+from counteroffer.rollout.runner import EpisodeJob, record_of
 from counteroffer.rollout.store import EpisodeStore
+from counteroffer.rollout.turns import play_turn
 
 HUMAN_SPEC = "human:browser"
 ACTIONS = {
@@ -104,18 +105,14 @@ def human_move(
 def _opponent_moves(session: PlaySession, store: EpisodeStore) -> None:
     game = session.game
     while not game.done and game.next_role is session.opponent_role:
-        agent = session.opponent
-        # A failing agent ends the game as errored (stored, as a bench would, and excluded from scores) rather than
-        # leaving it stuck on the agent's turn.
-        try:
-            [reply] = agent.act([TurnRequest(game.view(agent.role), session.job.seed)])
-        except Exception as exc:  # noqa: BLE001 - any failure of the agent, reported on the page
-            reply = AgentFailure(f"{type(exc).__name__}: {exc}")
-        if isinstance(reply, AgentFailure):
-            session.notes.append(f"{agent.spec} failed: {reply}; the game is stored as errored")
-            _finish(session, store, error=str(reply))
+        # A failing agent (an AgentFailure: an endpoint still failing after its retries) ends the game as errored,
+        # stored as a bench would store it and excluded from scores, rather than leaving it stuck on the agent's
+        # turn. Any other exception is a bug and propagates.
+        failure = play_turn(session.opponent, game, session.job.seed)
+        if failure is not None:
+            session.notes.append(f"{failure.spec} failed: {failure.cause}; the game is stored as errored")
+            _finish(session, store, error=str(failure))
             return
-        play_message(game, reply)
     if game.done:
         _finish(session, store)
 
