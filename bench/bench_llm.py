@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 
 from counteroffer.agents import make_agent
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import load_chat_model
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import Negotiation, Role
+from counteroffer.models.backend import Sampling
+from counteroffer.models.hf import load_chat_model
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.runner import plan_jobs, run_episodes
 
 

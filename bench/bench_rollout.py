@@ -6,7 +6,7 @@ Both generators play the same step: ``--products`` train products × ``--group``
 against the training mixture (a product's group meets one seller), exactly as ``EpisodeRollout`` plays them, with
 the same per-turn seeds. *Before* is the generator the GRPO rollout used until issue 11: ``model.generate`` on
 the whole episode so far at every turn, with ``output_scores`` for the log-probabilities. *After* is
-:class:`~counteroffer.agents.llm.engine.CachedGenerator`: each episode's cache kept between turns, the group's
+:class:`~counteroffer.models.engine.CachedGenerator`: each episode's cache kept between turns, the group's
 first prompt fed once, one preallocated decode batch. Reported: rollout seconds, prompt tokens fed (prefill),
 generated tokens, and the rollout's generated tokens per second against raw batched ``generate`` at the same
 batch (a prompt of the episodes' mean first-prompt length, the same number of new tokens, no stopping).
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.engine import CachedGenerator, GeneratedTurn
-from counteroffer.agents.llm.hf import load_model_and_tokenizer
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Role
+from counteroffer.models.backend import Sampling
+from counteroffer.models.engine import CachedGenerator, GeneratedTurn
+from counteroffer.models.hf import load_model_and_tokenizer
+from counteroffer.prompts.render import PromptBuilder
+from counteroffer.prompts.settings import PromptSettings
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
@@ -136,7 +137,9 @@ def main() -> None:
     model, tokenizer = load_model_and_tokenizer(args.model, "float32")
     model.eval()
     chat_tokenizer = ChatTokenizer(tokenizer)
-    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(args.prompts, 0, 0))
+    prompts = PromptBuilder(
+        Role.BUYER, settings=PromptSettings(templates_dir=args.prompts, description_chars=0, features_chars=0)
+    )
     sampling = Sampling(1.0, 1.0, args.max_new_tokens)
     mixture = SellerMixture([SellerChoice(spec=s) for s in SELLERS])
     scenarios = load_scenarios("amazon", "train").scenarios[: args.products]

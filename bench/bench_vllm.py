@@ -10,7 +10,7 @@
 2. **The policy's turns.** One turn of ``--batch`` buyer prompts (the compact prompt of as many train products),
    at most ``--new-tokens`` sampled tokens each with their log-probabilities: vLLM's offline engine (the
    colocated generator GRPO uses with ``generation.backend: vllm``) against
-   :class:`~counteroffer.agents.llm.engine.CachedGenerator`. Reported: generated tokens per second (each stops at
+   :class:`~counteroffer.models.engine.CachedGenerator`. Reported: generated tokens per second (each stops at
    the end of its message, so the counts may differ a little).
 
 Both sides use the same weights and dtype; the ratios are vLLM over transformers.
@@ -27,14 +27,14 @@ from types import SimpleNamespace
 
 from machine import describe_machine
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
-from counteroffer.agents.llm.engine import CachedGenerator
-from counteroffer.agents.llm.hf import load_model_and_tokenizer, release_chat_models
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, run_bench
 from counteroffer.game import EventKind, Negotiation, Role
+from counteroffer.models.backend import Sampling
+from counteroffer.models.bundled import ensure_bundled_checkpoint
+from counteroffer.models.engine import CachedGenerator
+from counteroffer.models.hf import load_model_and_tokenizer, release_chat_models
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.store import read_episodes
 from counteroffer.serve.vllm import ENGINE_KWARGS, requests_served, vllm_server
 from counteroffer.train.config import load_config
@@ -68,7 +68,7 @@ def seller_bench(seller: str, products: int, out: Path) -> dict:
 
 def policy_prompts(tokenizer, count: int) -> list[list[int]]:  # noqa: ANN001
     chat_tokenizer = ChatTokenizer(tokenizer)
-    builder = PromptBuilder(Role.BUYER, config=CPU_PROMPTS.prompt_config())
+    builder = PromptBuilder(Role.BUYER, settings=CPU_PROMPTS.prompts)
     scenarios = load_scenarios("amazon", "train", limit=count).scenarios
     return [
         chat_tokenizer.encode(chat_tokenizer.render(builder.chat(Negotiation(s).view(Role.BUYER)))) for s in scenarios

@@ -6,7 +6,7 @@
 With the bundled SmolLM2-135M on ``--device`` (cuda, bfloat16 by default):
 
 1. ``generation``: an ``hf:`` buyer's and an ``hf:`` seller's turns at batch 1, 16, 64 and 256 (tiny: 1 and 4)
-   through :class:`~counteroffer.agents.llm.hf.HFChatModel` (the prefix-caching engine): generated tokens per
+   through :class:`~counteroffer.models.hf.HFChatModel` (the prefix-caching engine): generated tokens per
    second and peak GPU memory.
 2. ``training``: ``train sft`` then ``train grpo`` for a few steps, full fine-tuning and LoRA, on a tiny recipe;
    each run checks that the losses are finite and that the weights changed.
@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 from machine import describe_machine
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import HFChatModel, load_model_and_tokenizer
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.models.backend import Sampling
+from counteroffer.models.hf import HFChatModel, load_model_and_tokenizer
+from counteroffer.prompts.render import PromptBuilder
+from counteroffer.prompts.settings import PromptSettings
 
 PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
 # How far past a 16-bit dtype's own rounding the engine's log-probabilities may stray (see `logprobs`).
@@ -59,7 +60,12 @@ def generation(args: argparse.Namespace) -> list[dict]:
     scenarios = load_scenarios("amazon", "test", data_root=args.data).scenarios
     rows = []
     for role in (Role.BUYER, Role.SELLER):
-        prompts = PromptBuilder(role, config=PromptConfig(PROMPTS if role is Role.BUYER else None, 0, 0))
+        prompts = PromptBuilder(
+            role,
+            settings=PromptSettings(
+                templates_dir=PROMPTS if role is Role.BUYER else None, description_chars=0, features_chars=0
+            ),
+        )
         for batch in args.batches:
             chats = []
             for i in range(batch):
@@ -173,7 +179,7 @@ def training(args: argparse.Namespace, out: Path) -> list[dict]:
 
 
 def _bundled() -> str:
-    from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
+    from counteroffer.models.bundled import ensure_bundled_checkpoint
 
     return str(ensure_bundled_checkpoint())
 
@@ -188,7 +194,9 @@ def logprobs(args: argparse.Namespace, checkpoint: str) -> dict:
     model, tokenizer = load_model_and_tokenizer(checkpoint, args.dtype, args.device)
     model.eval()
     chat_model = HFChatModel("check", model, tokenizer, max_batch=16)
-    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(PROMPTS, 0, 0))
+    prompts = PromptBuilder(
+        Role.BUYER, settings=PromptSettings(templates_dir=PROMPTS, description_chars=0, features_chars=0)
+    )
     scenarios = load_scenarios("amazon", "test", data_root=args.data).scenarios[:8]
     ids = [
         tokenizer(chat_model.render(prompts.chat(Negotiation(s).view(Role.BUYER))), add_special_tokens=False)[

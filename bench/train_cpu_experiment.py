@@ -65,7 +65,7 @@ def evaluate(
     config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None, tables: set[str] | None = None
 ) -> None:
     """Play (or resume) the evaluation suite (only the named tables, if given), then free the models it loaded."""
-    from counteroffer.agents.llm.hf import release_chat_models
+    from counteroffer.models.hf import release_chat_models
 
     suite = evaluation_suite(config, buyers, rollouts, limit)
     if tables is not None:

@@ -29,7 +29,6 @@ from fake_openai_server import (
 
 from counteroffer.agents import AgentFailure, AgentSpecError, TurnRequest, make_agent
 from counteroffer.agents.base import Reply
-from counteroffer.agents.llm.backend import split_reasoning
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, BenchResult, run_bench
 from counteroffer.evaluate.seller_play import summarize_seller_play
@@ -45,6 +44,7 @@ from counteroffer.game import (
 )
 from counteroffer.game.messages import FormatError
 from counteroffer.game.reward import seller_reward
+from counteroffer.models.backend import split_reasoning
 from counteroffer.rollout.runner import plan_jobs
 
 SECRET_KEY = "sk-test-SECRET-123"
@@ -573,7 +573,7 @@ def test_a_malformed_buyer_loses_the_episode_without_a_reask(
         ("openai:fake@http://127.0.0.1:9/v1?reasks=-1", "reasks"),
         ("openai:fake@http://127.0.0.1:9/v1?temperature=-1", "temperature"),
         ("openai:fake@http://127.0.0.1:9/v1?dtype=float16", "dtype"),  # an hf-only parameter
-        ("openai:fake@http://127.0.0.1:9/v1?prompts=/no/such/folder", "does not exist"),
+        ("openai:fake@http://127.0.0.1:9/v1?templates_dir=/no/such/folder", "does not exist"),
     ],
 )
 def test_bad_endpoint_specs(spec: str, match: str) -> None:

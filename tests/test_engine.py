@@ -1,4 +1,4 @@
-"""The prefix-caching generator (``agents/llm/engine.py``) with the real bundled SmolLM2-135M: it must sample
+"""The prefix-caching generator (``models/engine.py``) with the real bundled SmolLM2-135M: it must sample
 exactly what an uncached forward pass would, whatever it reuses, forks, deduplicates or compacts."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.engine import CachedGenerator
-from counteroffer.agents.llm.hf import load_model_and_tokenizer, stop_token_ids
+from counteroffer.models.backend import Sampling
+from counteroffer.models.engine import CachedGenerator
+from counteroffer.models.hf import load_model_and_tokenizer, stop_token_ids
 from counteroffer.train.generation import within_token_budget
 
 GREEDY = Sampling(temperature=0.0, max_new_tokens=10)

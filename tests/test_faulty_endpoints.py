@@ -89,7 +89,7 @@ def test_requests_spread_over_servers_and_avoid_a_failing_one(shared_data: Path,
 def test_a_burst_of_failures_rests_a_server_once_and_a_success_ends_the_rest() -> None:
     """The requests in flight when a server breaks fail together: one failure, a one-second rest, not a streak that
     would rest a healthy server for a minute after a blip."""
-    from counteroffer.agents.llm.endpoint import FIRST_REST_S, EndpointBackend
+    from counteroffer.models.endpoint import FIRST_REST_S, EndpointBackend
 
     backend = EndpointBackend("m", ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"])
     try:

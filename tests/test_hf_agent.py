@@ -13,12 +13,12 @@ import pytest
 from conftest import run_cli, small_bench
 
 from counteroffer.agents import Reply, TurnRequest, make_agent
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import load_chat_model
 from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.bench import run_bench
 from counteroffer.game import Negotiation, Role
 from counteroffer.game.records import EventKind, Outcome
+from counteroffer.models.backend import Sampling
+from counteroffer.models.hf import load_chat_model
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -155,7 +155,7 @@ def test_bundled_gguf_converts_once_to_a_plain_checkpoint(tmp_path: Path) -> Non
     """The GGUF → safetensors conversion into an empty cache, then a load from that cache alone."""
     from transformers import AutoConfig
 
-    from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
+    from counteroffer.models.bundled import ensure_bundled_checkpoint
 
     checkpoint = ensure_bundled_checkpoint(tmp_path)
     assert (checkpoint / "model.safetensors").stat().st_size > 400e6  # fp32, dequantised

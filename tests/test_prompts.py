@@ -5,16 +5,21 @@ No model is needed: prompts are built from the views the game hands each role du
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import make_scenario, message
 
 from counteroffer.agents import TurnRequest, make_agent
-from counteroffer.agents.llm.prompts import SELLER_PERSONAS, PromptBuilder, PromptConfig, price_vs_private_value
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import Negotiation, Role
+from counteroffer.prompts.render import SELLER_PERSONAS, PromptBuilder, price_vs_private_value
+from counteroffer.prompts.settings import PromptSettings
 
 
 def _money(amount: float) -> str:
@@ -90,8 +95,8 @@ def test_product_text_is_capped_and_none_keeps_it_whole() -> None:
     long = make_scenario()
     view = Negotiation(long).view(Role.BUYER)
     view = type(view)(**{**{f: getattr(view, f) for f in view.__slots__}, "description": "word " * 2000})
-    capped = PromptBuilder(Role.BUYER, config=PromptConfig(description_chars=100)).system_prompt(view)
-    full = PromptBuilder(Role.BUYER, config=PromptConfig(description_chars=None)).system_prompt(view)
+    capped = PromptBuilder(Role.BUYER, settings=PromptSettings(description_chars=100)).system_prompt(view)
+    full = PromptBuilder(Role.BUYER, settings=PromptSettings(description_chars=None)).system_prompt(view)
     assert len(full) - len(capped) > 9000
     assert "word word" in capped and "…" in capped
 
@@ -99,11 +104,11 @@ def test_product_text_is_capped_and_none_keeps_it_whole() -> None:
 def test_templates_folder_overrides_by_file_name(tmp_path: Path) -> None:
     (tmp_path / "buyer.j2").write_text("CUSTOM buyer prompt for {{ title }} with budget {{ private_value }}")
     view = Negotiation(make_scenario(budget=160.0)).view(Role.BUYER)
-    chat = PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=tmp_path)).chat(view)
+    chat = PromptBuilder(Role.BUYER, settings=PromptSettings(templates_dir=tmp_path)).chat(view)
     assert chat[0]["content"] == "CUSTOM buyer prompt for Espresso machine with budget $160.00"
     assert "Turn 1" in chat[1]["content"]  # the other templates still come from the package
     with pytest.raises(FileNotFoundError):
-        PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=tmp_path / "missing"))
+        PromptBuilder(Role.BUYER, settings=PromptSettings(templates_dir=tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("role", [Role.BUYER, Role.SELLER])
@@ -111,7 +116,7 @@ def test_earlier_messages_read_the_same_at_every_turn(tmp_path: Path, role: Role
     """A later chat extends the earlier one: multi-turn training appends to the tokens the model saw."""
     for name in ("buyer.j2", "seller.j2", "opening.j2"):
         (tmp_path / name).write_text("Turn {{ turn }}{% if is_last_turn %} (last){% endif %}: {{ title }}")
-    builder = PromptBuilder(role, config=PromptConfig(templates_dir=tmp_path))
+    builder = PromptBuilder(role, settings=PromptSettings(templates_dir=tmp_path))
     chats = [builder.chat(view) for view in _views_of_a_scripted_episode(make_scenario()) if view.role is role]
     assert len(chats) >= 3
     for earlier, later in zip(chats, chats[1:], strict=False):
@@ -137,7 +142,7 @@ def test_the_compact_prompt_says_how_each_seller_price_stands_against_the_budget
         game.step(buyer_msg)
         game.step(seller_msg)
     view = game.view(Role.BUYER)
-    compact = _replies(PromptBuilder(Role.BUYER, config=PromptConfig(templates_dir=COMPACT_PROMPTS)).chat(view))
+    compact = _replies(PromptBuilder(Role.BUYER, settings=PromptSettings(templates_dir=COMPACT_PROMPTS)).chat(view))
     assert compact[0].splitlines()[1] == "Action: [SELL] $180.00 (above your budget)"
     assert compact[1].splitlines()[1] == "Action: [SELL] $160.00 (within your budget)"
     packaged = "\n".join(_replies(PromptBuilder(Role.BUYER).chat(view)))
@@ -151,8 +156,8 @@ def test_without_thousands_separators_every_amount_read_is_plain_and_own_message
     game.step(written)
     game.step(message("[SELL] $2,250.00", talk="It is worth $2,400.00, I can do $2,250.00."))
     view = game.view(Role.BUYER)
-    config = PromptConfig(templates_dir=COMPACT_PROMPTS, thousands_separator=False)
-    chat = PromptBuilder(Role.BUYER, config=config).chat(view)
+    config = PromptSettings(templates_dir=COMPACT_PROMPTS, thousands_separator=False)
+    chat = PromptBuilder(Role.BUYER, settings=config).chat(view)
     read = "\n".join(m["content"] for m in chat if m["role"] != "assistant")
     assert "$1529.70" in read and "$2400.00" in read and "[SELL] $2250.00 (above your budget)" in read
     assert not re.search(r"\$\d{1,3},\d{3}", read)
@@ -173,5 +178,76 @@ def test_a_seller_template_may_show_the_buyers_offer_against_its_cost(tmp_path: 
     (tmp_path / "reply.j2").write_text("{{ action }} ({{ price_vs_private_value }})")
     game = Negotiation(make_scenario(cost=100.0))
     game.step(message("[BUY] $90.00"))
-    chat = PromptBuilder(Role.SELLER, config=PromptConfig(templates_dir=tmp_path)).chat(game.view(Role.SELLER))
+    chat = PromptBuilder(Role.SELLER, settings=PromptSettings(templates_dir=tmp_path)).chat(game.view(Role.SELLER))
     assert chat[-1]["content"] == "[BUY] $90.00 (at or below your cost)"
+
+
+@pytest.mark.parametrize("key", ["templates_dir", "prompts"])
+def test_one_prompt_settings_model_reads_the_key_and_its_old_name_alike(key: str) -> None:
+    from counteroffer.agents.llm.factory import EndpointSettings, HFSettings
+    from counteroffer.train.config import TrainConfig
+
+    folder = str(COMPACT_PROMPTS)
+    expected = PromptSettings(templates_dir=COMPACT_PROMPTS)
+    with _deprecated_if(key == "prompts"):
+        assert PromptSettings.model_validate({key: folder}) == expected
+        assert HFSettings.model_validate({key: folder}).prompt_settings() == expected  # an hf: agent spec
+        assert EndpointSettings.model_validate({key: folder}).prompt_settings() == expected  # an openai: spec
+        assert TrainConfig.model_validate({"prompts": {key: folder}}).prompts == expected  # a training YAML
+    with _deprecated_if(key == "prompts"):
+        agent = make_agent(f"openai:fake@http://127.0.0.1:9/v1?{key}={folder}", Role.BUYER)
+    try:
+        assert agent.prompts.settings == expected
+    finally:
+        agent.close()
+
+
+@contextmanager
+def _deprecated_if(old: bool) -> Iterator[None]:
+    """Expect the old key's DeprecationWarning, or none of it."""
+    if old:
+        with pytest.warns(DeprecationWarning, match="old name"):
+            yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    assert not [w for w in caught if "old name" in str(w.message)]
+
+
+def test_prompt_settings_refuse_both_names_and_keep_their_defaults() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="give templates_dir only"), pytest.warns(DeprecationWarning):
+        PromptSettings.model_validate({"templates_dir": "a", "prompts": "b"})
+    assert PromptSettings.model_validate({"prompts": None}) == PromptSettings()  # an unset old key is no setting
+    defaults = PromptSettings()
+    assert (defaults.templates_dir, defaults.description_chars, defaults.features_chars) == (None, 600, 400)
+    assert defaults.thousands_separator is True
+    full = PromptSettings.model_validate({"description_chars": "none", "features_chars": "FULL"})
+    assert (full.description_chars, full.features_chars) == (None, None)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        PromptSettings.model_validate({"template_dir": "a"})
+
+
+def test_a_checkpoint_written_with_the_old_key_still_loads_its_prompt_settings(tmp_path: Path) -> None:
+    from counteroffer.agents.llm.factory import HFSettings
+    from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE, agent_defaults
+
+    old = {"prompts": str(COMPACT_PROMPTS), "description_chars": 0, "features_chars": None, "max_new_tokens": 80}
+    (tmp_path / AGENT_DEFAULTS_FILE).write_text(json.dumps(old))
+    with pytest.warns(DeprecationWarning):
+        defaults = agent_defaults(str(tmp_path))
+    assert defaults == {
+        "templates_dir": str(COMPACT_PROMPTS),
+        "description_chars": "0",
+        "features_chars": "none",
+        "max_new_tokens": "80",
+    }
+    settings = HFSettings.model_validate(defaults)
+    assert settings.prompt_settings() == PromptSettings(
+        templates_dir=COMPACT_PROMPTS, description_chars=0, features_chars=None
+    )
+    packaged = {"prompts": None, "thousands_separator": False}
+    (tmp_path / AGENT_DEFAULTS_FILE).write_text(json.dumps(packaged))
+    assert agent_defaults(str(tmp_path)) == {"thousands_separator": "False"}

@@ -31,12 +31,12 @@ pytest.importorskip("transformers")
 import openai  # noqa: E402
 import uvicorn  # noqa: E402
 
-from counteroffer.agents.llm.backend import Sampling  # noqa: E402
-from counteroffer.agents.llm.bundled import BundledModelError  # noqa: E402
-from counteroffer.agents.llm.hf import GenerationOutput, load_chat_model  # noqa: E402
 from counteroffer.evaluate.bench import run_bench  # noqa: E402
 from counteroffer.game.messages import FormatError, Role, parse_message  # noqa: E402
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, EventKind, Outcome  # noqa: E402
+from counteroffer.models.backend import Sampling  # noqa: E402
+from counteroffer.models.bundled import BundledModelError  # noqa: E402
+from counteroffer.models.hf import GenerationOutput, load_chat_model  # noqa: E402
 from counteroffer.serve.app import create_app  # noqa: E402
 from counteroffer.serve.batcher import Batcher  # noqa: E402
 from counteroffer.serve.guard import ExposureError, ServerLimits, check_exposure  # noqa: E402

@@ -13,14 +13,16 @@ import pytest
 from conftest import make_scenario, message
 
 from counteroffer.agents import make_agent
-from counteroffer.agents.llm.factory import AGENT_DEFAULTS_FILE, HFSettings, agent_defaults
-from counteroffer.agents.llm.hf import load_model_and_tokenizer
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
-from counteroffer.agents.scripted.phrases import SELLER_PHRASES, Persona
+from counteroffer.agents.llm.factory import HFSettings
+from counteroffer.agents.scripted.phrases import SELLER_PHRASES
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.game.messages import drop_thousands_separators
 from counteroffer.game.records import Outcome
+from counteroffer.models.hf import load_model_and_tokenizer
+from counteroffer.prompts.personas import Persona
+from counteroffer.prompts.render import PromptBuilder
+from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE, PromptSettings, agent_defaults
 from counteroffer.rollout.runner import plan_jobs, record_of, run_episodes
 from counteroffer.train.config import ConfigError, TrainConfig, load_config
 from counteroffer.train.grpo import flat_group_rate, grpo_prompts, run_grpo
@@ -37,7 +39,7 @@ from counteroffer.train.stage import trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens, TemplateDriftError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PROMPTS = PromptConfig(None, 0, 0)
+PROMPTS = PromptSettings(description_chars=0, features_chars=0)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def _trained_runs(tokens: EpisodeTokens) -> list[list[int]]:
 def test_only_the_buyers_own_tokens_carry_loss_on_a_real_episode(shared_data: Path, chat_tokenizer) -> None:
     record = _played_episode(load_scenarios("amazon", "train", data_root=shared_data, limit=1).scenarios[0])
     assert sum(m.role is Role.BUYER for m in record.messages) >= 2  # a multi-turn episode
-    prompts = PromptBuilder(Role.BUYER, config=PROMPTS)
+    prompts = PromptBuilder(Role.BUYER, settings=PROMPTS)
     tokens = demonstration_tokens(record, prompts, chat_tokenizer)
     tokenizer = chat_tokenizer.tokenizer
     assert len(tokens.completion_ids) == len(tokens.mask) == len(tokens.logprobs)
@@ -173,7 +175,9 @@ def test_demonstrations_are_trained_in_the_buyers_money_style(chat_tokenizer) ->
     written = [m.raw for m in record.messages if m.role is Role.BUYER]
     assert any(re.search(r"\$\d,\d{3}", text) for text in written)  # the teacher writes $1,529.70
 
-    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(None, 0, 0, thousands_separator=False))
+    prompts = PromptBuilder(
+        Role.BUYER, settings=PromptSettings(description_chars=0, features_chars=0, thousands_separator=False)
+    )
     tokens = demonstration_tokens(record, prompts, chat_tokenizer)
     tokenizer = chat_tokenizer.tokenizer
     trained = [tokenizer.decode(run) for run in _trained_runs(tokens)]
@@ -426,6 +430,6 @@ def test_a_seller_recipe_needs_demo_sellers_and_is_not_trained_by_grpo(tmp_path:
 def test_prompt_settings_as_an_agent_spec_query() -> None:
     prompts = load_config(CONFIGS / "cpu-smollm2.yaml").prompts
     assert prompts.spec_query() == (
-        f"prompts={(CONFIGS / 'prompts' / 'compact').resolve()}&description_chars=0&features_chars=0"
+        f"templates_dir={(CONFIGS / 'prompts' / 'compact').resolve()}&description_chars=0&features_chars=0"
     )
     assert TrainConfig().prompts.spec_query() == "description_chars=600&features_chars=400"

@@ -25,9 +25,9 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from counteroffer.agents import TurnRequest, make_agent
-from counteroffer.agents.llm.factory import AGENT_DEFAULTS_FILE
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE
 from counteroffer.train.logs import LOG_FILE
 
 pytest.importorskip("trl")
@@ -173,7 +173,7 @@ def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_bu
         assert not changed and all(t["loss"] == 0.0 and t["grad_norm"] == 0.0 for t in trainer)
 
     buyer = make_agent(f"hf:{run / 'grpo' / 'final'}?max_new_tokens=8", Role.BUYER)
-    assert buyer.prompts.config.templates_dir == run_config.parent / "templates"  # the trained prompt format
+    assert buyer.prompts.settings.templates_dir == run_config.parent / "templates"  # the trained prompt format
     scenario = load_scenarios("amazon", "test", data_root=shared_data, limit=1).scenarios[0]
     view = Negotiation(scenario, GameConfig(max_turns=2)).view(Role.BUYER)
     [reply] = buyer.act([TurnRequest(view, seed=1)])

@@ -244,7 +244,7 @@ def test_the_buyers_money_style_reaches_its_prompts(shared_data: Path) -> None:
         ({"limit": 0}, r"load_environment: limit: Input should be greater than or equal to 1"),
         ({"catalog": "ebay"}, r"load_environment: catalog: Input should be 'amazon' or 'craigslist'"),
         ({"description_chars": -1}, r"load_environment: description_chars"),
-        ({"prompts": "/no/such/folder"}, r"prompt templates folder /no/such/folder does not exist"),
+        ({"templates_dir": "/no/such/folder"}, r"prompt templates folder /no/such/folder does not exist"),
         ({"split": "validation"}, r"unknown AmazonHistoryPrice split 'validation'"),
         ({"seller": "scripted:nobody"}, r"no scripted seller named 'nobody'"),
         ({"seller": "linear"}, r"must look like BACKEND:NAME"),

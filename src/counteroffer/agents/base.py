@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import RoleView
+from counteroffer.models.backend import AgentFailure  # a backend's error, passed on by agents
+
+__all__ = ["Agent", "AgentFailure", "AgentSpecError", "Message", "Reply", "TurnRequest", "turn_seed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +36,6 @@ def turn_seed(request: TurnRequest) -> int:
     """The sampling seed of one turn: the episode's seed and the turn number (so rollouts differ, turns differ,
     and the same episode replays the same text)."""
     return (request.seed * 1_000_003 + request.view.turn) % 2**31
-
-
-class AgentFailure(RuntimeError):
-    """An agent could not produce messages (an endpoint still failing after its retries, say).
-
-    The rollout engine records the affected episodes as errored; they are excluded from scores and re-run on
-    resume. Any other exception from an agent is a bug and propagates.
-    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ For prime-rl, the Environments Hub, ``vf-eval`` and anything else that drives ``
 - **Dataset**: one row per scenario of a catalogue split, in the split's order (``limit``: the first K). The
   prompt is the buyer's opening chat (system prompt and opening message) exactly as
   :class:`~counteroffer.rollout.env.NegotiationEnv` and the LLM buyer agents build it with
-  :class:`~counteroffer.agents.llm.prompts.PromptBuilder` (``prompts``, ``description_chars``, ``features_chars``
+  :class:`~counteroffer.prompts.render.PromptBuilder` (``templates_dir``, ``description_chars``, ``features_chars``
   as in an agent spec); ``answer`` and ``info["scenario_id"]`` name the scenario, so the environment rebuilds the
   game from it.
 - **Environment response**: the model's message is played into a :class:`~counteroffer.game.Negotiation` as the
@@ -66,9 +66,6 @@ import msgspec
 from pydantic import ConfigDict, Field, ValidationError
 
 from counteroffer.agents.base import Agent, Reply
-from counteroffer.agents.llm.backend import split_reasoning
-from counteroffer.agents.llm.factory import DEFAULT_PROMPTS, PromptFields
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
@@ -76,6 +73,9 @@ from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import EpisodeMetrics
+from counteroffer.models.backend import split_reasoning
+from counteroffer.prompts.render import PromptBuilder
+from counteroffer.prompts.settings import DEFAULT_PROMPTS, PromptSettings
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, record_of
 from counteroffer.rollout.turns import play_exchange
 
@@ -96,7 +96,7 @@ except (ImportError, AttributeError) as exc:
 BUYER_PREFIX = "verifiers:"  # the buyer named in episode records: "verifiers:MODEL"
 
 
-class VerifiersEnvSettings(PromptFields):
+class VerifiersEnvSettings(PromptSettings):
     """The arguments of :func:`load_environment`, checked before anything is loaded."""
 
     model_config = ConfigDict(extra="forbid")
@@ -264,19 +264,20 @@ def load_environment(
     max_turns: int = DEFAULT_MAX_TURNS,
     limit: int | None = None,
     data_root: str | Path | None = None,
-    prompts: str | Path | None = None,
+    templates_dir: str | Path | None = None,
     description_chars: int | None = DEFAULT_PROMPTS.description_chars,
     features_chars: int | None = DEFAULT_PROMPTS.features_chars,
     thousands_separator: bool = DEFAULT_PROMPTS.thousands_separator,
     seed: int = 0,
+    prompts: str | Path | None = None,
 ) -> NegotiationVerifiersEnv:
     """The environment over one catalogue split against one seller (the Environments Hub's entry point).
 
     ``seller``: any agent spec (``scripted:boulware``, ``openai:MODEL@URL``, ``hf:MODEL``), always regulated by
     the game; ``persona``: the seller's manner; ``catalog`` / ``split`` / ``limit`` / ``data_root``: the scenarios,
-    as in ``counteroffer bench``; ``max_turns``: turns per episode; ``prompts``, ``description_chars``,
-    ``features_chars``, ``thousands_separator``: the buyer's prompt, as in an LLM agent spec; ``seed``: the
-    bench's ``--seed``.
+    as in ``counteroffer bench``; ``max_turns``: turns per episode; ``templates_dir`` (old name:
+    ``prompts``), ``description_chars``, ``features_chars``, ``thousands_separator``: the buyer's prompt, as in an
+    LLM agent spec; ``seed``: the bench's ``--seed``.
     """
     try:
         settings = VerifiersEnvSettings(
@@ -287,7 +288,8 @@ def load_environment(
             max_turns=max_turns,
             limit=limit,
             data_root=data_root,
-            prompts=prompts,  # type: ignore[arg-type]
+            templates_dir=templates_dir,  # type: ignore[arg-type]
+            prompts=prompts,  # the old name of templates_dir
             description_chars=description_chars,
             features_chars=features_chars,
             thousands_separator=thousands_separator,
@@ -298,7 +300,7 @@ def load_environment(
     try:
         buyer_prompts = PromptBuilder(
             Role.BUYER,
-            config=settings.prompt_config(),
+            settings=settings.prompt_settings(),
         )
     except FileNotFoundError as exc:
         raise ValueError(f"load_environment: prompts: {exc}") from None

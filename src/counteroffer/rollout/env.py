@@ -37,7 +37,6 @@ import gymnasium
 from gymnasium import spaces
 
 from counteroffer.agents.base import Agent
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
@@ -45,6 +44,7 @@ from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import Outcome
 from counteroffer.game.transcript import messages_text, transcript_text
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, record_of
 from counteroffer.rollout.turns import play_exchange
 

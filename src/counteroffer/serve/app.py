@@ -16,7 +16,7 @@ limit, 500 when generation fails. The key and the limits are :mod:`counteroffer.
 **Dynamic batching.** Requests do not call the model themselves: they queue at a :class:`Batcher`, whose
 background task takes the first waiting request, collects whatever else arrives within ``batch_window_ms`` (up to
 ``max_batch``), groups the lot by sampling settings and answers each group with one
-:meth:`~counteroffer.agents.llm.hf.HFChatModel.generate` call in a worker thread. Requests that arrive while a
+:meth:`~counteroffer.models.hf.HFChatModel.generate` call in a worker thread. Requests that arrive while a
 batch is generating wait in the queue and form the next batch, so under load batches fill up by themselves and
 the window only matters for a lone request. Each request samples with its own seed (the request's, or a counter
 when it gave none), so a request with a seed gets the same text whatever it was batched with, and the model's
@@ -40,8 +40,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import HFChatModel, load_chat_model
+from counteroffer.models.backend import Sampling
+from counteroffer.models.hf import HFChatModel, load_chat_model
 from counteroffer.serve.batcher import Batcher
 from counteroffer.serve.guard import API_KEY_ENV, GuardMiddleware, ServerLimits, check_exposure
 from counteroffer.serve.schema import APIError, ChatCompletionRequest, error_response, validation_message

@@ -10,8 +10,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from counteroffer.agents.llm.backend import Chat, Sampling
-from counteroffer.agents.llm.hf import GenerationOutput, HFChatModel
+from counteroffer.models.backend import Chat, Sampling
+from counteroffer.models.hf import GenerationOutput, HFChatModel
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from counteroffer.agents.llm.backend import Chat
+from counteroffer.models.backend import Chat
 
 
 class TextPart(BaseModel):

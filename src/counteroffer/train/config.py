@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.catalog.recipes import CatalogName
 from counteroffer.config_file import ConfigError, load_yaml_model
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
+from counteroffer.prompts.settings import PromptSettings
 from counteroffer.rollout.mixture import SellerChoice
 
 __all__ = ["ConfigError", "TrainConfig", "load_config"]
@@ -55,52 +54,6 @@ class SellerMixSection(Section):
             spec = data.pop("seller", "scripted:linear")
             data["sellers"] = [{"spec": spec, "persona": data.pop("persona", "neutral")}]
         return data
-
-
-def _query_value(value: str | int | None) -> str | int:
-    """A parameter as an agent spec's query writes it: ``none``, ``true``/``false``, or the value."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
-
-
-class PromptSettings(Section):
-    templates_dir: Path | None = Field(
-        None, description="folder of Jinja templates overriding the packaged buyer prompts (buyer.j2, opening.j2, ...)"
-    )
-    description_chars: int | None = Field(
-        600, ge=0, description="cap on the product description in the buyer's prompt; null = the full text"
-    )
-    features_chars: int | None = Field(400, ge=0, description="cap on the feature list; null = the full text")
-    thousands_separator: bool = Field(
-        True,
-        description="false: every dollar amount the buyer reads, and its demonstrations, written without thousands "
-        "separators ($1299.50), for a small model whose arithmetic on $1,299.50 loses the comma's place",
-    )
-
-    def agent_params(self) -> dict[str, str | int | None]:
-        """These settings as an LLM agent's parameters (``hf:`` spec query, a checkpoint's agent defaults);
-        ``None`` = the packaged templates or the full text."""
-        return {
-            "prompts": str(self.templates_dir.resolve()) if self.templates_dir is not None else None,
-            "description_chars": self.description_chars,
-            "features_chars": self.features_chars,
-            "thousands_separator": self.thousands_separator,
-        }
-
-    def spec_query(self) -> str:
-        """These settings as the query of an ``hf:`` or ``openai:`` agent spec (``none`` = the full text). The
-        packaged templates and the default money style are left out, so the spec, which names the buyer in episode
-        records, reads as it did before those settings existed."""
-        defaults = {"prompts": None, "thousands_separator": True}
-        params = {
-            key: _query_value(value)
-            for key, value in self.agent_params().items()
-            if key not in defaults or value != defaults[key]
-        }
-        return urlencode(params, safe="/")
 
 
 class LoraSettings(Section):
@@ -278,7 +231,11 @@ class TrainConfig(Section):
         "the test split is never used during training",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="weights' dtype")
-    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    prompts: PromptSettings = Field(
+        default_factory=PromptSettings,
+        description="the trained role's prompt format, the same in SFT, GRPO, evaluation and the saved checkpoint's "
+        "agent defaults",
+    )
     sft: SFTSettings = Field(default_factory=SFTSettings)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
@@ -288,15 +245,6 @@ class TrainConfig(Section):
         if self.role is Role.SELLER and not self.sft.demo_sellers:
             raise ValueError("role seller trains on scripted sellers' messages: list them in sft.demo_sellers")
         return self
-
-    def prompt_config(self) -> PromptConfig:
-        """The buyer's prompt format, the same in SFT, GRPO, evaluation and the saved checkpoint's defaults."""
-        return PromptConfig(
-            self.prompts.templates_dir,
-            self.prompts.description_chars,
-            self.prompts.features_chars,
-            self.prompts.thousands_separator,
-        )
 
     @property
     def sft_dir(self) -> Path:

@@ -3,7 +3,7 @@
 A multi-turn rollout feeds the model the exact token ids of the episode so far and gets back the sampled ids of
 one turn with their sampling log-probabilities. Two backends:
 
-- :class:`~counteroffer.agents.llm.engine.CachedGenerator`: the policy being trained generates itself, keeping
+- :class:`~counteroffer.models.engine.CachedGenerator`: the policy being trained generates itself, keeping
   each episode's keys and values between turns and computing a group's shared first prompt once. This is the
   CPU path and the small-GPU path; the rollout resets its cache after every optimizer step.
 - :class:`VLLMGenerator`: TRL's vLLM engine (a ``trl vllm-serve`` server or a colocated engine), which TRL keeps
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.engine import CachedGenerator, GeneratedTurn
+from counteroffer.models.backend import Sampling
+from counteroffer.models.engine import CachedGenerator, GeneratedTurn
 
 if TYPE_CHECKING:
     import torch

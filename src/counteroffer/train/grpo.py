@@ -21,10 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from counteroffer.agents.llm.agent import LLMAgent
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.hf import HFBackend, HFChatModel
-from counteroffer.agents.llm.prompts import PromptBuilder
+from counteroffer.agents import LLMAgent
 from counteroffer.analysis.phases import mutual_interest_deadlock_rate
 from counteroffer.catalog.models import Scenario
 from counteroffer.evaluate.summary import mean_metrics
@@ -32,6 +29,9 @@ from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import transcript_text
+from counteroffer.models.backend import Sampling
+from counteroffer.models.hf import HFBackend, HFChatModel
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
@@ -66,7 +66,7 @@ class EpisodeRollout:
         self.scenarios = {s.scenario_id: s for s in scenarios}
         self.sellers = sellers
         self.log = log
-        self.prompts = PromptBuilder(Role.BUYER, config=config.prompt_config())
+        self.prompts = PromptBuilder(Role.BUYER, settings=config.prompts)
         self.sampling = Sampling(config.grpo.temperature, config.grpo.top_p, config.grpo.max_new_tokens)
         self._generator: TurnGenerator | None = None
         self._chat_tokenizer: ChatTokenizer | None = None
@@ -214,7 +214,7 @@ class HeldOutEvaluation:
             Role.BUYER,
             HFBackend(chat_model),
             Sampling(settings.temperature, 1.0, self.config.grpo.max_new_tokens),
-            prompts=self.config.prompt_config(),
+            prompts=self.config.prompts,
         )
         records: list[EpisodeRecord] = []
         run_episodes(

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from counteroffer.agents.llm.factory import AGENT_DEFAULTS_FILE
-from counteroffer.agents.llm.hf import load_model_and_tokenizer
-from counteroffer.train.config import LoraSettings, PromptSettings
+from counteroffer.models.hf import load_model_and_tokenizer
+from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE, PromptSettings
+from counteroffer.train.config import LoraSettings
 
 FINAL_DIR = "final"
 BEST_DIR = "best"

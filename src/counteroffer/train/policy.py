@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest, turn_seed
-from counteroffer.agents.llm.backend import Sampling
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.game.messages import Role
+from counteroffer.models.backend import Sampling
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.train.generation import TurnGenerator
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
 

@@ -27,13 +27,13 @@ from pathlib import Path
 import msgspec
 
 from counteroffer.agents.base import Agent
-from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
 from counteroffer.game.reward import PRICE_TOLERANCE
+from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
@@ -187,7 +187,7 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
         """A seller's persona is part of its prompt; the buyer's prompt is the same whoever it meets."""
         persona = record.persona if config.role is Role.SELLER else "neutral"
         if persona not in builders:
-            builders[persona] = PromptBuilder(config.role, persona, config.prompt_config())
+            builders[persona] = PromptBuilder(config.role, persona, config.prompts)
         return builders[persona]
 
     examples = [sft_example(demonstration_tokens(record, prompts_for(record), chat_tokenizer)) for record in demos]

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from counteroffer.agents.llm.backend import Chat
-from counteroffer.agents.llm.hf import stop_token_ids
+from counteroffer.models.backend import Chat
+from counteroffer.models.stop_tokens import stop_token_ids
 
 # An assistant message the template cannot mistake for anything else; where it lands splits old text from new.
 _SENTINEL = "\u2063COUNTEROFFER-SENTINEL\u2063"

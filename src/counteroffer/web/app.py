@@ -27,13 +27,13 @@ from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from counteroffer.agents.base import Agent, AgentSpecError
-from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.analysis.compare import compare_tables
 from counteroffer.analysis.tables import PaperTable
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.evaluate.bench import EPISODES_FILE, find_episode_files
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeRecord
+from counteroffer.prompts.personas import Persona
 from counteroffer.report.html import data_uri, episodes_table, template_environment
 from counteroffer.report.plots import offer_trajectory_plot, reward_bars
 from counteroffer.rollout.store import EpisodeStore, read_episodes

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
-from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
-from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.game.messages import FormatError, Role, parse_message
+from counteroffer.models.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
+from counteroffer.prompts.render import PromptBuilder
+from counteroffer.prompts.settings import PromptSettings
 
 DEFAULT_TEMPERATURE = {Role.BUYER: 1.0, Role.SELLER: 0.7}  # the paper's sampling settings
 REASK_TEMPLATE = (
@@ -31,7 +32,7 @@ class LLMAgent(Agent):
         sampling: Sampling,
         *,
         persona: str = "neutral",
-        prompts: PromptConfig | None = None,
+        prompts: PromptSettings | None = None,
         reasks: int = 2,
         fallback: Agent | None = None,
     ) -> None:

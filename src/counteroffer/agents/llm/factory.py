@@ -6,8 +6,9 @@ several servers, each request sent to the least busy one). Parameters (all optio
 - sampling: ``temperature`` (default: buyer 1.0, seller 0.7, as in the paper), ``top_p`` (1.0),
   ``max_new_tokens`` per turn (``hf`` 96: a well-formed message needs 40-80 tokens and CPU time is precious;
   ``openai`` 256, room for models that think aloud);
-- prompts: ``prompts`` (a folder overriding the packaged templates), ``description_chars`` (600) and
-  ``features_chars`` (400): caps on the product text, ``none`` for the full text;
+- prompts (:class:`~counteroffer.prompts.settings.PromptSettings`): ``templates_dir`` (a folder overriding the
+  packaged templates; its old name ``prompts`` still works), ``description_chars`` (600) and ``features_chars``
+  (400): caps on the product text, ``none`` for the full text; ``thousands_separator`` (true);
 - seller only: ``reasks`` (2): how often a malformed message is asked again before the scripted fallback;
 - ``hf`` only: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (cpu, cuda, ...), ``max_batch`` (16);
 - ``openai`` only: ``key_env`` (OPENAI_API_KEY: the environment variable holding the key), ``concurrency`` (16
@@ -16,46 +17,19 @@ several servers, each request sent to the least busy one). Parameters (all optio
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError
 
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.llm.agent import DEFAULT_TEMPERATURE, LLMAgent
-from counteroffer.agents.llm.backend import ChatBackend, Sampling
-from counteroffer.agents.llm.prompts import PromptConfig
 from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
-
-DEFAULT_PROMPTS = PromptConfig()
-
-
-class PromptFields(BaseModel):
-    """The prompt settings of an LLM agent spec and of the verifiers environment's buyer."""
-
-    prompts: Path | None = Field(None, description="folder of prompt templates overriding the packaged ones")
-    description_chars: int | None = Field(
-        DEFAULT_PROMPTS.description_chars, ge=0, description="cap on the product description; none = full"
-    )
-    features_chars: int | None = Field(
-        DEFAULT_PROMPTS.features_chars, ge=0, description="cap on the feature list; none = full"
-    )
-    thousands_separator: bool = Field(
-        DEFAULT_PROMPTS.thousands_separator, description="false: dollar amounts read as $1299.50, not $1,299.50"
-    )
-
-    @field_validator("description_chars", "features_chars", mode="before")
-    @classmethod
-    def _none_means_full(cls, value: object) -> object:
-        return None if isinstance(value, str) and value.lower() in ("none", "full") else value
-
-    def prompt_config(self) -> PromptConfig:
-        return PromptConfig(self.prompts, self.description_chars, self.features_chars, self.thousands_separator)
+from counteroffer.models.backend import ChatBackend, Sampling
+from counteroffer.prompts.settings import PromptSettings, agent_defaults, rename_old_keys
 
 
-class LLMSettings(PromptFields):
+class LLMSettings(PromptSettings):
     model_config = ConfigDict(extra="forbid")
     temperature: float | None = Field(None, ge=0, description="sampling temperature; default buyer 1.0, seller 0.7")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -78,25 +52,9 @@ class EndpointSettings(LLMSettings):
     backoff: float = Field(0.5, ge=0, description="first retry delay in seconds, doubled each retry")
 
 
-# Written next to a checkpoint trained by ``counteroffer train``: the prompt caps and turn length it learned, which
-# an ``hf:`` agent loading that folder uses as its defaults, so it is evaluated on the format it was trained on.
-AGENT_DEFAULTS_FILE = "counteroffer_agent.json"
-
-
-def agent_defaults(model: str) -> dict[str, str]:
-    """The ``hf:`` parameters a trained checkpoint folder asks for (none for any other model)."""
-    path = Path(model) / AGENT_DEFAULTS_FILE
-    if not path.is_file():
-        return {}
-    defaults = json.loads(path.read_text())
-    if defaults.get("prompts") is None:
-        defaults.pop("prompts", None)  # the packaged templates
-    return {key: "none" if value is None else str(value) for key, value in defaults.items()}
-
-
 def _settings(model: type[LLMSettings], spec: str, params: dict[str, str]) -> LLMSettings:
     try:
-        return model(**params)
+        return model.model_validate(params)
     except ValidationError as exc:
         raise AgentSpecError(f"{spec}: {validation_problems(exc)}") from None
 
@@ -107,9 +65,13 @@ def make_llm_agent(
     backend: ChatBackend
     if backend_name == "hf":
         # A checkpoint trained here says which prompt caps and turn length it learned; explicit params win.
-        settings = _settings(HFSettings, spec, {**agent_defaults(name), **params})
+        try:
+            params = {**agent_defaults(name), **rename_old_keys(params)}
+        except ValueError as exc:
+            raise AgentSpecError(f"{spec}: {exc}") from None
+        settings = _settings(HFSettings, spec, params)
         assert isinstance(settings, HFSettings)
-        from counteroffer.agents.llm.hf import HFBackend, load_chat_model
+        from counteroffer.models.hf import HFBackend, load_chat_model
 
         try:
             backend = HFBackend(load_chat_model(name, settings.dtype, settings.device, settings.max_batch))
@@ -125,7 +87,7 @@ def make_llm_agent(
             )
         settings = _settings(EndpointSettings, spec, params)
         assert isinstance(settings, EndpointSettings)
-        from counteroffer.agents.llm.endpoint import EndpointBackend
+        from counteroffer.models.endpoint import EndpointBackend
 
         backend = EndpointBackend(
             model,
@@ -144,7 +106,7 @@ def make_llm_agent(
             backend,
             Sampling(temperature, settings.top_p, settings.max_new_tokens),
             persona=persona,
-            prompts=settings.prompt_config(),
+            prompts=settings.prompt_settings(),
             reasks=settings.reasks,
             fallback=fallback,
         )

@@ -3,8 +3,8 @@ oracle buyers."""
 
 from counteroffer.agents.scripted.buyers import ConcedingBuyer, PatientBuyer, ReaderBuyer
 from counteroffer.agents.scripted.oracle import OracleBuyer
-from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.agents.scripted.sellers import ConcessionSeller, TitForTatSeller, UnyieldingSeller
+from counteroffer.prompts.personas import Persona
 
 __all__ = [
     "ConcedingBuyer",

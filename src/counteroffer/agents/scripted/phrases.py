@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from counteroffer.prompts.personas import Persona
+
 # Where a catalogue title stops naming the product and starts listing its specifications.
 _NAME_END = re.compile(r"\s*(?:[,:;(\[|]|\s[-\u2013\u2014]\s)")
 
@@ -20,15 +22,6 @@ def short_title(title: str, max_words: int = 6) -> str:
     the SFT demonstrations made from them, short."""
     name = _NAME_END.split(title.strip(), maxsplit=1)[0].strip() or title.strip()
     return " ".join(name.split()[:max_words])
-
-
-class Persona(StrEnum):
-    NEUTRAL = "neutral"
-    BEGGING = "begging"
-    INSULTING = "insulting"
-    UNYIELDING = "unyielding"
-    DECEPTIVE = "deceptive"
-    MANIPULATIVE = "manipulative"
 
 
 class Situation(StrEnum):

@@ -19,9 +19,9 @@ from abc import abstractmethod
 
 from counteroffer.agents.base import TurnRequest
 from counteroffer.agents.scripted.base import ScriptedAgent, ceil_cents, progress, seller_floor
-from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.negotiation import RoleView
+from counteroffer.prompts.personas import Persona
 
 UNYIELDING_MARGIN_KEPT = 0.6
 OPENING_GOODWILL = 0.1  # share of the margin a tit-for-tat seller gives up before the buyer has conceded

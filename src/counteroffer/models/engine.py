@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from counteroffer.agents.llm.backend import Sampling
+from counteroffer.models.backend import Sampling
 
 BUCKET_TOKENS = 16  # cached sequences are looked up by their first tokens
 DEFAULT_CACHE_TOKENS = 1 << 17

@@ -10,7 +10,7 @@ one: a dead server costs each episode one failed attempt, not its retries.
 Each request has a timeout and is retried with exponential backoff and jitter on connection errors, timeouts,
 429 (honouring ``Retry-After``), 5xx and malformed responses, like the OpenAI SDK's own retries but counted and
 logged here; a request that still fails becomes an
-:class:`~counteroffer.agents.base.AgentFailure` for its episode alone. The API key comes from an environment
+:class:`~counteroffer.models.backend.AgentFailure` for its episode alone. The API key comes from an environment
 variable and is scrubbed from every error text, so it never reaches a log or a record.
 """
 
@@ -28,9 +28,8 @@ from typing import Any, TypeVar
 
 import openai
 
-from counteroffer.agents.base import AgentFailure
-from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
 from counteroffer.game.negotiation import repair_text
+from counteroffer.models.backend import AgentFailure, Chat, ChatBackend, Completion, Sampling
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,4 +1,8 @@
-"""What an LLM agent needs from a model: complete a batch of chats. Local models and endpoints implement it."""
+"""What an LLM agent needs from a model: complete a batch of chats. Local models and endpoints implement it.
+
+Also the vocabulary every backend shares: :class:`Sampling` settings, :class:`Completion` results,
+:func:`split_reasoning` and :class:`AgentFailure`, the error a backend returns for a chat that failed by itself.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from counteroffer.agents.base import AgentFailure
-
 ChatMessage = dict[str, str]
 Chat = list[ChatMessage]
 
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 _ORPHAN_CLOSE_RE = re.compile(r"^(.*?)</think>", re.DOTALL | re.IGNORECASE)
+
+
+class AgentFailure(RuntimeError):
+    """An agent could not produce messages (an endpoint still failing after its retries, say).
+
+    Backends return it for a chat that failed by itself; agents pass it on. The rollout engine records the
+    affected episodes as errored; they are excluded from scores and re-run on resume. Any other exception from an
+    agent is a bug and propagates. (Re-exported by :mod:`counteroffer.agents`.)
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 One :class:`HFChatModel` is loaded per (model, dtype, device) and shared by every agent and server that asks for
 it. :meth:`HFChatModel.generate` renders each chat with the model's chat template and hands the token ids to
-its :class:`~counteroffer.agents.llm.engine.CachedGenerator`: earlier turns of a conversation come from the
+its :class:`~counteroffer.models.engine.CachedGenerator`: earlier turns of a conversation come from the
 cache, new tokens are fed in batches of ``max_batch``, and each sequence stops at the end of its turn.
 """
 
@@ -16,13 +16,23 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from counteroffer.agents.base import AgentFailure
-from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling
-from counteroffer.agents.llm.bundled import BUNDLED_ALIASES, ensure_bundled_checkpoint
-from counteroffer.agents.llm.engine import CachedGenerator
+from counteroffer.models.backend import AgentFailure, Chat, ChatBackend, Completion, Sampling
+from counteroffer.models.bundled import BUNDLED_ALIASES, ensure_bundled_checkpoint
+from counteroffer.models.engine import CachedGenerator
+from counteroffer.models.stop_tokens import END_OF_TURN_TOKENS, stop_token_ids
 
-# End-of-turn markers of common chat templates; whichever the tokenizer knows also stops generation.
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+__all__ = [
+    "END_OF_TURN_TOKENS",
+    "TORCH_DTYPES",
+    "GenerationOutput",
+    "HFBackend",
+    "HFChatModel",
+    "load_chat_model",
+    "load_model_and_tokenizer",
+    "release_chat_models",
+    "resolve_model_path",
+    "stop_token_ids",
+]
 
 
 def resolve_model_path(model: str) -> str:
@@ -49,13 +59,6 @@ class GenerationOutput:
     completion_tokens: int
 
 
-def stop_token_ids(tokenizer) -> list[int]:  # noqa: ANN001 - any HF tokenizer
-    """The end-of-sequence token and whichever common end-of-turn markers the tokenizer knows."""
-    vocabulary = tokenizer.get_vocab()
-    stop_ids = {tokenizer.eos_token_id, *(vocabulary[t] for t in END_OF_TURN_TOKENS if t in vocabulary)}
-    return sorted(i for i in stop_ids if i is not None)
-
-
 TORCH_DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -74,7 +77,7 @@ def load_model_and_tokenizer(model: str, dtype: str = "auto", device: str = "cpu
 class HFChatModel:
     """A loaded causal LM and its tokenizer, serving batched chat completions.
 
-    Generation goes through a :class:`~counteroffer.agents.llm.engine.CachedGenerator`, so a conversation's next
+    Generation goes through a :class:`~counteroffer.models.engine.CachedGenerator`, so a conversation's next
     turn reuses the keys and values of everything it already fed, and rollouts that share a prompt compute it
     once. ``model`` may also be a model that is being trained (held-out evaluation during GRPO): generation
     switches it to eval mode and back; make a new ``HFChatModel`` after the weights change.

@@ -1,9 +1,10 @@
 """Chat prompts for LLM negotiators, rendered from template files a user can read and override.
 
-The templates (``prompts/*.j2``, Jinja2) are: ``buyer.j2`` / ``seller.j2`` (the system prompt: product card, the
-role's own private value, the rules and the Thought/Talk/Action format), ``opening.j2`` (the buyer's first user
-message), ``reply.j2`` (each message of the other side, as shown) and ``personas/<name>.j2`` (the seller's
-manner). A folder passed as ``templates_dir`` overrides any of them by file name.
+The templates (``templates/*.j2`` beside this module, Jinja2) are: ``buyer.j2`` / ``seller.j2`` (the system
+prompt: product card, the role's own private value, the rules and the Thought/Talk/Action format), ``opening.j2``
+(the buyer's first user message), ``reply.j2`` (each message of the other side, as shown) and
+``personas/<name>.j2`` (the seller's manner). The folder named by ``templates_dir`` (see
+:mod:`counteroffer.prompts.settings`) overrides any of them by file name.
 
 A prompt is built from a :class:`~counteroffer.game.negotiation.RoleView` only, which holds the role's own
 private value and nothing of the other side's, so the buyer's prompt cannot contain the seller's cost and vice
@@ -26,28 +27,20 @@ as it wrote them, whatever the style, so multi-turn training still only appends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from counteroffer.agents.scripted.phrases import Persona
 from counteroffer.game.messages import Role, drop_thousands_separators, format_money
 from counteroffer.game.negotiation import RoleView
 from counteroffer.game.reward import PRICE_TOLERANCE
+from counteroffer.prompts.personas import Persona
+from counteroffer.prompts.settings import PromptSettings
 
-PACKAGED_TEMPLATES = Path(__file__).parent / "prompts"
+PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 SELLER_PERSONAS = tuple(persona.value for persona in Persona)  # one list of personas, scripted and LLM
 
 ChatMessage = dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class PromptConfig:
-    templates_dir: Path | None = None
-    description_chars: int | None = 600
-    features_chars: int | None = 400
-    thousands_separator: bool = True
 
 
 def price_vs_private_value(role: Role, price: float | None, private_value: float) -> str:
@@ -70,14 +63,14 @@ def _cap(text: str, limit: int | None) -> str:
 class PromptBuilder:
     """Builds the chat (system + alternating user/assistant messages) that one role's LLM sees at its turn."""
 
-    def __init__(self, role: Role, persona: str = "neutral", config: PromptConfig | None = None) -> None:
+    def __init__(self, role: Role, persona: str = "neutral", settings: PromptSettings | None = None) -> None:
         self.role = role
-        self.config = config or PromptConfig()
+        self.settings = settings if settings is not None else PromptSettings()
         search_path = [str(PACKAGED_TEMPLATES)]
-        if self.config.templates_dir is not None:
-            if not Path(self.config.templates_dir).is_dir():
-                raise FileNotFoundError(f"prompt templates folder {self.config.templates_dir} does not exist")
-            search_path.insert(0, str(self.config.templates_dir))
+        if self.settings.templates_dir is not None:
+            if not Path(self.settings.templates_dir).is_dir():
+                raise FileNotFoundError(f"prompt templates folder {self.settings.templates_dir} does not exist")
+            search_path.insert(0, str(self.settings.templates_dir))
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(search_path),
             undefined=jinja2.StrictUndefined,
@@ -104,8 +97,8 @@ class PromptBuilder:
         return {
             "title": view.title,
             "category": view.category,
-            "description": _cap(view.description, self.config.description_chars),
-            "features": _cap(view.features, self.config.features_chars),
+            "description": _cap(view.description, self.settings.description_chars),
+            "features": _cap(view.features, self.settings.features_chars),
             "asking_price": format_money(view.asking_price),
             "private_value": format_money(view.private_value),
             "max_turns": view.max_turns,
@@ -123,7 +116,7 @@ class PromptBuilder:
 
     def in_money_style(self, text: str) -> str:
         """``text`` with its dollar amounts written as this role reads them (see ``thousands_separator``)."""
-        return text if self.config.thousands_separator else drop_thousands_separators(text)
+        return text if self.settings.thousands_separator else drop_thousands_separators(text)
 
     def _render(self, template: jinja2.Template, context: dict[str, object]) -> str:
         return self.in_money_style(template.render(context).strip())
