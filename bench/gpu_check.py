@@ -36,6 +36,7 @@ from counteroffer.agents.llm.hf import HFChatModel, load_model_and_tokenizer
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
+from counteroffer.train.log_records import LOG_FILE, read_train_log
 
 PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
 # How far past a 16-bit dtype's own rounding the engine's log-probabilities may stray (see `logprobs`).
@@ -154,11 +155,11 @@ def training(args: argparse.Namespace, out: Path) -> list[dict]:
         row["peak_memory_mb"] = peak_memory_mb(args.device)
         losses = []
         for stage in ("sft", "grpo"):
-            log = [json.loads(line) for line in (folder / stage / "train_log.jsonl").read_text().splitlines()]
-            losses += [e["trainer"]["loss"] for e in log if e["kind"] == "train" and "loss" in e["trainer"]]
+            log = read_train_log(folder / stage / LOG_FILE)
+            losses += [e.trainer["loss"] for e in log if e.kind == "train" and "loss" in e.trainer]
             if stage == "grpo":
-                row["grpo_rewards"] = [e["game"]["reward"] for e in log if e["kind"] == "train" and "game" in e]
-                row["grpo_rollout_seconds"] = [e["rollout"]["seconds"] for e in log if "rollout" in e]
+                row["grpo_rewards"] = [e.game["reward"] for e in log if e.kind == "train" and e.game is not None]
+                row["grpo_rollout_seconds"] = [e.rollout["seconds"] for e in log if e.rollout is not None]
         row["losses"] = losses
         row["losses_finite"] = bool(losses) and all(math.isfinite(x) for x in losses)
         row["sft_changed_weights"] = weights_changed(Path(_bundled()), sft_final)
