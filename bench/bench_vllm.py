@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from machine import describe_machine
-
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.bundled import ensure_bundled_checkpoint
 from counteroffer.agents.llm.engine import CachedGenerator
@@ -34,6 +32,7 @@ from counteroffer.agents.llm.hf import load_model_and_tokenizer, release_chat_mo
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import EventKind, Negotiation, Role
 from counteroffer.rollout.store import read_episodes
 from counteroffer.serve.vllm import ENGINE_KWARGS, requests_served, vllm_server

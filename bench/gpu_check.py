@@ -29,12 +29,12 @@ import traceback
 from pathlib import Path
 
 import torch
-from machine import describe_machine
 
 from counteroffer.agents.llm.backend import Sampling
 from counteroffer.agents.llm.hf import HFChatModel, load_model_and_tokenizer
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.catalog import load_scenarios
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.train.log_records import LOG_FILE, read_train_log
 
