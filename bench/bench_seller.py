@@ -15,10 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-from machine import describe_machine
-
 from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.seller_play import summarize_seller_play
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.prompts.render import SELLER_PERSONAS
 from counteroffer.rollout.store import read_episodes
 from counteroffer.train.config import load_config

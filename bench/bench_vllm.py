@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from machine import describe_machine
-
 from counteroffer.catalog import load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, run_bench
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import EventKind, Negotiation, Role
 from counteroffer.models.backend import Sampling
 from counteroffer.models.bundled import ensure_bundled_checkpoint

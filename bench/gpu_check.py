@@ -29,14 +29,15 @@ import traceback
 from pathlib import Path
 
 import torch
-from machine import describe_machine
 
 from counteroffer.catalog import load_scenarios
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.models.backend import Sampling
 from counteroffer.models.hf import HFChatModel, load_model_and_tokenizer
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.prompts.settings import PromptSettings
+from counteroffer.train.log_records import LOG_FILE, read_train_log
 
 PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "compact"
 # How far past a 16-bit dtype's own rounding the engine's log-probabilities may stray (see `logprobs`).
@@ -160,11 +161,11 @@ def training(args: argparse.Namespace, out: Path) -> list[dict]:
         row["peak_memory_mb"] = peak_memory_mb(args.device)
         losses = []
         for stage in ("sft", "grpo"):
-            log = [json.loads(line) for line in (folder / stage / "train_log.jsonl").read_text().splitlines()]
-            losses += [e["trainer"]["loss"] for e in log if e["kind"] == "train" and "loss" in e["trainer"]]
+            log = read_train_log(folder / stage / LOG_FILE)
+            losses += [e.trainer["loss"] for e in log if e.kind == "train" and "loss" in e.trainer]
             if stage == "grpo":
-                row["grpo_rewards"] = [e["game"]["reward"] for e in log if e["kind"] == "train" and "game" in e]
-                row["grpo_rollout_seconds"] = [e["rollout"]["seconds"] for e in log if "rollout" in e]
+                row["grpo_rewards"] = [e.game["reward"] for e in log if e.kind == "train" and e.game is not None]
+                row["grpo_rollout_seconds"] = [e.rollout["seconds"] for e in log if e.rollout is not None]
         row["losses"] = losses
         row["losses_finite"] = bool(losses) and all(math.isfinite(x) for x in losses)
         row["sft_changed_weights"] = weights_changed(Path(_bundled()), sft_final)

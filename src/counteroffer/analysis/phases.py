@@ -41,7 +41,6 @@ time or less.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Sequence
@@ -54,6 +53,7 @@ import numpy as np
 from counteroffer.game.messages import Role
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
+from counteroffer.train.log_records import LOG_FILE, TrainLogEntry, read_train_log
 
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
 PERSUASION_LEXICON: dict[str, tuple[str, ...]] = {
@@ -242,11 +242,12 @@ def _persuasion(transcripts: Sequence[ParsedTranscript]) -> tuple[float | None, 
     return (persuaded / len(transcripts) if transcripts else None), counts
 
 
-def step_signals(entry: dict) -> StepSignals:
+def step_signals(entry: TrainLogEntry | dict) -> StepSignals:
     """The signals of one ``"kind": "train"`` line of a train log."""
-    game = entry.get("game") or {}
+    entry = TrainLogEntry.of(entry)
+    game = entry.game or {}
     transcripts, mutual_outcomes = [], []
-    for text in entry.get("samples") or []:
+    for text in entry.samples:
         try:
             transcript = parse_transcript(text)
         except ValueError:
@@ -265,7 +266,7 @@ def step_signals(entry: dict) -> StepSignals:
         deadlock = deadlock_rate([t.outcome for t in transcripts if t.outcome is not None])
     persuasion, markers = _persuasion(transcripts)
     return StepSignals(
-        step=int(entry["step"]),
+        step=entry.step,
         first_offer_ratio=game.get("first_offer_ratio"),
         deal_rate=game.get("deal_rate"),
         bargained_ratio=game.get("bargained_ratio"),
@@ -480,36 +481,23 @@ def phase_bands(steps: Sequence[StepSignals]) -> list[PhaseBand]:
 
 def find_train_log(run: Path) -> Path:
     """The GRPO log of a run: ``RUN/grpo/train_log.jsonl``, ``RUN/train_log.jsonl``, or ``RUN`` itself."""
-    for candidate in (run / "grpo" / "train_log.jsonl", run / "train_log.jsonl", run):
+    for candidate in (run / "grpo" / LOG_FILE, run / LOG_FILE, run):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"no GRPO train log in {run} (looked for grpo/train_log.jsonl and train_log.jsonl)")
 
 
-def read_train_log(path: Path) -> list[dict]:
-    """Every line of a train log; a line that is not JSON is reported with its file and line number."""
-    entries = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-    return entries
-
-
-def train_steps(entries: Sequence[dict]) -> list[StepSignals]:
+def train_steps(entries: Sequence[TrainLogEntry | dict]) -> list[StepSignals]:
     """The signals of every GRPO step in a train log's lines (the last line for a step wins), in step order."""
-    by_step = {e["step"]: e for e in entries if e.get("kind") == "train"}
+    by_step = {e.step: e for e in map(TrainLogEntry.of, entries) if e.kind == "train"}
     return sorted((step_signals(entry) for entry in by_step.values()), key=lambda s: s.step)
 
 
 def analyse_entries(
-    entries: Sequence[dict], settings: PhaseSettings = PhaseSettings(), shuffle: int | None = None
+    entries: Sequence[TrainLogEntry | dict], settings: PhaseSettings = PhaseSettings(), shuffle: int | None = None
 ) -> PhaseAnalysis:
-    """Signals, phase tests and phases of every GRPO step in a train log's lines; with ``shuffle``, of a copy
-    whose steps' signals are permuted with that seed (:func:`shuffle_steps`)."""
+    """Signals, phase tests and phases of every GRPO step in a train log's lines (records, or decoded lines);
+    with ``shuffle``, of a copy whose steps' signals are permuted with that seed (:func:`shuffle_steps`)."""
     steps = train_steps(entries)
     if shuffle is not None:
         steps = shuffle_steps(steps, shuffle)

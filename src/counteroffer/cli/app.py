@@ -33,6 +33,7 @@ from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_ben
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
+from counteroffer.experiment.config import DEFAULT_LEDGER, DEFAULT_RESULTS
 from counteroffer.files import write_text_atomic
 from counteroffer.rollout.store import EpisodeStoreError, read_episodes
 
@@ -511,6 +512,105 @@ def report(
     except (*USER_ERRORS, FileNotFoundError) as exc:
         _fail(exc)
     console.print(f"[green]✓[/] {target} ({target.stat().st_size / 1024:.0f} kB)")
+
+
+@app.command()
+def experiment(
+    config: ConfigArgument,
+    results: Annotated[
+        Path, typer.Option("--results", help="results folder: summary.json, summary.md and the files below")
+    ] = DEFAULT_RESULTS,
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="episodes per test product and buyer")] = 2,
+    later_rollouts: Annotated[
+        int | None,
+        typer.Option(
+            "--later-rollouts",
+            min=1,
+            help="fewer rollouts for the unseen opponents and the untrained model (a shorter run; rows say their n)",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="only the first K products in the baseline search and on test (smoke run)"),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="override a training config field as train --set does (a variant of the recipe: give it its own "
+            "out and --results); repeatable",
+        ),
+    ] = None,
+    summarize_only: Annotated[
+        bool,
+        typer.Option(
+            "--summarize-only",
+            help="write the results from the episodes played so far (needs both "
+            "trained checkpoints); play and train nothing",
+        ),
+    ] = False,  # fmt: skip
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", metavar="DIR", help="also write the run's HTML report here")
+    ] = None,
+    ledger: Annotated[
+        Path,
+        typer.Option(
+            "--ledger",
+            help="ledger of the configurations scored on the test products (JSONL, relative to the current "
+            "folder); this run adds itself the first time it is summarised",
+        ),
+    ] = DEFAULT_LEDGER,
+) -> None:
+    """Run a training config's experiment: baselines, SFT, GRPO, the test evaluations, the summary.
+
+    Stages, in order (wall seconds of each in RESULTS/timings.json):
+      baselines          the scripted buyer families' grid on the train split
+                         against the training mixture: the best scripted buyer
+      sft                SFT on the demonstrations (OUT/sft/final)
+      evaluate_sft       the SFT checkpoint against the training sellers
+      grpo               GRPO against the training mixture (OUT/grpo/final)
+      evaluate_scripted  on the test products (a suite in OUT/eval): scripted rows
+      evaluate_training  the trained buyers: training mixture, each training seller
+      evaluate_unseen    a Boulware seller, the unyielding persona, CraigslistBargain
+      evaluate_base      the untrained model (this and the last: --later-rollouts)
+
+    Writes into RESULTS: summary.json (a row per buyer and opponent, SFT + GRPO's
+    paired differences from the best scripted buyer and from SFT, test_evaluations:
+    this configuration's number in the ledger, machine, command, timings),
+    summary.md (its table), paired.json, baselines.json, tables.md, phases.json,
+    curves.png, timings.json and episodes.jsonl.gz (every evaluation episode the
+    tables rest on, with its transcript). Checkpoints and working episodes: OUT.
+
+    Resumable: a re-run keeps the baseline search, skips a stage whose final
+    checkpoint exists (else continues from its last checkpoint) and skips finished
+    evaluation episodes. --summarize-only writes the results of a run cut short
+    (every row says its n).
+    """
+    try:
+        from counteroffer.experiment import ExperimentConfig, run_experiment
+        from counteroffer.experiment.summary import mixture_lines
+        from counteroffer.train import ConfigError
+    except ImportError as exc:
+        _fail(ValueError(f"the experiment needs the train extra: pip install 'counteroffer[llm,train]' ({exc})"))
+    try:
+        settings = ExperimentConfig.load(
+            config,
+            overrides,
+            results=results,
+            rollouts=rollouts,
+            later_rollouts=later_rollouts,
+            limit=limit,
+            summarize_only=summarize_only,
+            report=report_dir,
+            ledger=ledger,
+        )
+        summary = run_experiment(settings, log=lambda line: console.print(line, soft_wrap=True))
+    except (*USER_ERRORS, ConfigError, FileNotFoundError) as exc:
+        _fail(exc)
+    for line in mixture_lines(summary):
+        console.print(line, soft_wrap=True, highlight=False)
+    console.print(f"[green]✓[/] results in {results}" + (f", report in {report_dir}" if report_dir else ""))
 
 
 @app.command()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_entries, phase_bands, read_train_log
+from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_entries, phase_bands
 from counteroffer.analysis.tables import (
     COLUMNS,
     CategoryPivot,
@@ -40,8 +40,7 @@ from counteroffer.game.messages import format_money_or_dash
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
 from counteroffer.report.plots import category_bars, grpo_curves, offer_trajectory_plot, sft_curve, short_spec
 from counteroffer.rollout.store import read_episodes
-
-TRAIN_LOG = "train_log.jsonl"
+from counteroffer.train.log_records import LOG_FILE, read_train_log
 
 
 def data_uri(png: bytes) -> str:
@@ -110,7 +109,7 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
     if not run.is_dir():
         raise FileNotFoundError(f"{run} is not a folder")
     report = RunReport(name=run.name, path=run)
-    sft_log, grpo_log = run / "sft" / TRAIN_LOG, run / "grpo" / TRAIN_LOG
+    sft_log, grpo_log = run / "sft" / LOG_FILE, run / "grpo" / LOG_FILE
     if sft_log.is_file():
         report.kinds.append("SFT")
         report.sft_chart = data_uri(sft_curve(read_train_log(sft_log)))

@@ -19,6 +19,7 @@ from counteroffer.analysis.tables import CategoryPivot, PaperTable  # noqa: E402
 from counteroffer.analysis.trajectory import offer_trajectory  # noqa: E402
 from counteroffer.game.messages import ActionKind, Role  # noqa: E402
 from counteroffer.game.records import EpisodeRecord  # noqa: E402
+from counteroffer.train.log_records import TrainLogEntry  # noqa: E402
 
 PHASE_COLOURS = {
     Phase.NAIVE: "#dbeafe",
@@ -52,36 +53,73 @@ GRPO_PANELS = (
 )
 
 
-def grpo_curves(entries: Sequence[dict], steps: Sequence[StepSignals], bands: Sequence[PhaseBand]) -> bytes:
-    """The game metrics of each GRPO step (and held-out evaluations, as squares) over phase-coloured bands."""
-    train = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "train"}
-    held_out = {e["step"]: e.get("game") or {} for e in entries if e.get("kind") == "eval"}
+def grpo_curves(
+    entries: Sequence[TrainLogEntry],
+    steps: Sequence[StepSignals],
+    bands: Sequence[PhaseBand],
+    sft: Sequence[TrainLogEntry] | None = None,
+) -> bytes:
+    """The game metrics of each GRPO step (and held-out evaluations, as squares) over phase-coloured bands; the
+    reward panel adds each training seller's reward (dotted) where the log has them. With ``sft`` (the SFT log's
+    lines), a last column shows that stage's loss and token accuracy: the whole run in one figure."""
+    train = {e.step: e for e in entries if e.kind == "train"}
+    held_out = {e.step: e.game or {} for e in entries if e.kind == "eval"}
     deadlock = {s.step: s.deadlock_rate for s in steps}
-    figure, axes_grid = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
-    for axes, (key, label, limits) in zip(axes_grid.flat, GRPO_PANELS, strict=True):
+    columns = 4 if sft is not None else 3
+    figure, axes_grid = plt.subplots(2, columns, figsize=(4 * columns, 6), sharex="col", squeeze=False)
+    grpo_axes = [axes for row in axes_grid for axes in row[:3]]
+    for axes, (key, label, limits) in zip(grpo_axes, GRPO_PANELS, strict=True):
         _phase_bands(axes, bands)
-        series = deadlock if key == "deadlock_rate" else {s: g.get(key) for s, g in train.items()}
+        series = deadlock if key == "deadlock_rate" else {s: (e.game or {}).get(key) for s, e in train.items()}
         points = sorted((s, v) for s, v in series.items() if v is not None)
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", markersize=3, color="#1f2937", label="rollouts")
         evaluated = sorted((s, g[key]) for s, g in held_out.items() if g.get(key) is not None)
         if evaluated:
             axes.plot(*zip(*evaluated, strict=True), marker="s", color="#dc2626", label="held-out")
+        if key == "reward":
+            for seller in sorted({name for e in train.values() for name in e.game_by_seller}):
+                by_seller = [(s, e.game_by_seller[seller].get("reward")) for s, e in train.items()]
+                points = sorted((s, v) for s, v in by_seller if v is not None)
+                if points:
+                    axes.plot(*zip(*points, strict=True), linestyle=":", alpha=0.7, label=seller)
+            if axes.get_legend_handles_labels()[0]:
+                axes.legend(fontsize=7)
         axes.set_title(label, fontsize=10)
         if limits:
             axes.set_ylim(*limits)
         axes.grid(alpha=0.3)
-    for axes in axes_grid[-1]:
+    for axes in axes_grid[-1][:3]:
         axes.set_xlabel("GRPO step")
+    if sft is not None:
+        _sft_panels(axes_grid[0][3], axes_grid[1][3], sft)
     handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLOURS[p]) for p in Phase]
     figure.legend(handles, [p.value for p in Phase], loc="lower center", ncol=4, frameon=False)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     return figure_bytes(figure)
 
 
-def sft_curve(entries: Sequence[dict]) -> bytes:
+def _sft_points(entries: Sequence[TrainLogEntry]) -> list[tuple[int, dict]]:
+    return [(e.step, e.trainer) for e in entries if e.kind == "train" and "loss" in e.trainer]
+
+
+def _sft_panels(loss_axes: plt.Axes, accuracy_axes: plt.Axes, entries: Sequence[TrainLogEntry]) -> None:
+    """SFT's loss above its token accuracy (a column of :func:`grpo_curves`)."""
+    points = _sft_points(entries)
+    loss_axes.plot([s for s, _ in points], [t["loss"] for _, t in points], marker="o", markersize=3, color="#1f2937")
+    loss_axes.set_title("SFT: loss on buyer tokens", fontsize=10)
+    accuracy = [(s, t["mean_token_accuracy"]) for s, t in points if "mean_token_accuracy" in t]
+    if accuracy:
+        accuracy_axes.plot(*zip(*accuracy, strict=True), marker="o", markersize=3, color="#0e7490")
+    accuracy_axes.set_title("SFT: token accuracy", fontsize=10)
+    accuracy_axes.set_xlabel("SFT step")
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(alpha=0.3)
+
+
+def sft_curve(entries: Sequence[TrainLogEntry]) -> bytes:
     """The SFT stage's training loss and token accuracy per step."""
-    points = [(e["step"], e["trainer"]) for e in entries if e.get("kind") == "train" and "loss" in e.get("trainer", {})]
+    points = _sft_points(entries)
     figure, axes = plt.subplots(figsize=(6, 3))
     axes.plot([s for s, _ in points], [t["loss"] for _, t in points], marker="o", markersize=3, color="#1f2937")
     axes.set_xlabel("SFT step")

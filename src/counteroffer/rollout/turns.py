@@ -18,7 +18,7 @@ Failure policy:
   it on resume would hit it again).
 - **No retry here.** An agent retries what is worth retrying where it knows how: an endpoint agent retries each
   request with exponential backoff and jitter on connection errors, timeouts, 429s, 5xx and malformed responses,
-  and moves to another server when there is one (:mod:`counteroffer.agents.llm.endpoint`); a local model and a
+  and moves to another server when there is one (:mod:`counteroffer.models.endpoint`); a local model and a
   scripted agent do not fail transiently. An ``AgentFailure`` is what is left once those retries are spent, so
   retrying it at once would multiply the endpoint's attempts, and the episodes of the same round would wait for
   it. The retry is an episode's instead, one level up, where each caller has one: the bench re-runs errored

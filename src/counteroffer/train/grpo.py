@@ -36,7 +36,7 @@ from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator, sync_by_reload_on_cpu
-from counteroffer.train.logs import TrainLog
+from counteroffer.train.logs import TrainLog, TrainLogEntry
 from counteroffer.train.model import BestPolicy, load_trainable, peft_config, save_final
 from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
 from counteroffer.train.stage import (
@@ -223,12 +223,12 @@ class HeldOutEvaluation:
             records.append,
             config=GameConfig(max_turns=self.config.max_turns),
         )
-        entry: dict[str, Any] = {"kind": "eval", "step": step, "game": game_metrics(records)}
+        fields: dict[str, Any] = {"game": game_metrics(records)}
         if len(self.sellers.choices) > 1:
-            entry["game_by_seller"] = metrics_by_seller(records)
-        entry["samples"] = [transcript_text(records[0])] if records else []
-        self.log.write(entry)
-        return entry["game"]
+            fields["game_by_seller"] = metrics_by_seller(records)
+        fields["samples"] = [transcript_text(records[0])] if records else []
+        self.log.write(TrainLogEntry(kind="eval", step=step, **fields))
+        return fields["game"]
 
 
 def _evaluation_callback(evaluation: HeldOutEvaluation, every: int, best: BestPolicy | None):  # noqa: ANN202

@@ -4,21 +4,22 @@ the same numbers as TensorBoard scalars in ``tensorboard/``.
 A GRPO step's line has the trainer's numbers (loss, learning rate, grad norm, ...), the game metrics of the
 step's rollouts (``game``: reward, deal rate, bargained ratio, overshoot rate, first-offer ratio, turns,
 format-error rate, ...), the share of its groups whose rewards are all equal (``groups``: ``flat_rate``, ``count``)
-and a few sample transcripts. A held-out evaluation adds a line with ``"kind": "eval"``.
-Only the main process writes.
+and a few sample transcripts. A held-out evaluation adds a line with ``"kind": "eval"``. Every line is a
+:class:`~counteroffer.train.log_records.TrainLogEntry` (the fields of each kind are listed there), written here
+only; :func:`~counteroffer.train.log_records.read_train_log` reads the file back. Only the main process writes.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from counteroffer.files import write_text_atomic
+from counteroffer.train.log_records import LOG_FILE, TrainLogEntry, TrainLogError, parse_train_log_line
 
-LOG_FILE = "train_log.jsonl"
+__all__ = ["LOG_FILE", "TrainLog", "TrainLogEntry"]
 
 
 class TrainLog(TrainerCallback):
@@ -46,33 +47,33 @@ class TrainLog(TrainerCallback):
         kept = []
         for line in self.path.read_text().splitlines(keepends=True):
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
+                entry = parse_train_log_line(line)
+            except TrainLogError:
                 continue
-            if start_step and line.endswith("\n") and entry.get("step", 0) <= start_step:
+            if start_step and line.endswith("\n") and entry.step <= start_step:
                 kept.append(line)
         write_text_atomic(self.path, "".join(kept))
 
     def add(self, **fields: Any) -> None:
-        """Attach fields (``game=…``, ``samples=…``) to the next step's line."""
+        """Attach fields (``game=…``, ``samples=…``: :class:`TrainLogEntry`'s) to the next step's line."""
         self.pending.update(fields)
 
-    def write(self, entry: dict[str, Any]) -> None:
+    def write(self, entry: TrainLogEntry) -> None:
         if not self.enabled:
             return
         with self.path.open("a") as log:
-            log.write(json.dumps(entry) + "\n")
-        step = entry["step"]
-        for section in ("trainer", "game", "groups"):
-            for name, value in (entry.get(section) or {}).items():
+            log.write(entry.to_line())
+        sections = {"trainer": entry.trainer, "game": entry.game, "groups": entry.groups and entry.groups.model_dump()}
+        for section, values in sections.items():
+            for name, value in (values or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    prefix = entry["kind"] if section == "game" else section
-                    self._writer.add_scalar(f"{prefix}/{name}", value, step)
+                    prefix = entry.kind if section == "game" else section
+                    self._writer.add_scalar(f"{prefix}/{name}", value, entry.step)
         self._writer.flush()
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201 - TrainerCallback API
         if state.is_world_process_zero and logs is not None and "train_runtime" not in logs:
-            self.write({"kind": "train", "step": state.global_step, "trainer": dict(logs), **self.pending})
+            self.write(TrainLogEntry(kind="train", step=state.global_step, trainer=dict(logs), **self.pending))
         self.pending = {}
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201

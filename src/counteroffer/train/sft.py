@@ -37,6 +37,7 @@ from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
+from counteroffer.train.log_records import TrainLogEntry
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
@@ -194,13 +195,13 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     kept = [e for e in examples if len(e["input_ids"]) <= settings.max_length]
     if checkpoint is None:  # a resumed run's log already starts with this line
         log.write(
-            {
-                "kind": "data",
-                "step": 0,
-                "demonstrations": len(demos),
-                "too_long": len(examples) - len(kept),
-                "tokens": sum(len(e["input_ids"]) for e in kept),
-            }
+            TrainLogEntry(
+                kind="data",
+                step=0,
+                demonstrations=len(demos),
+                too_long=len(examples) - len(kept),
+                tokens=sum(len(e["input_ids"]) for e in kept),
+            )
         )
     args = SFTConfig(
         **trainer_arguments(settings, out, config.seed),

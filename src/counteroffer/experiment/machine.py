@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, in one line for its results file (the bench scripts import it as a sibling)."""
+"""The machine an experiment or a benchmark ran on, in one line for its results file."""
 
 from __future__ import annotations
 
