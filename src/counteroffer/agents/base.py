@@ -15,6 +15,7 @@ from counteroffer.catalog.models import Scenario
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import RoleView
 
+from counteroffer.seeding import derive_seed
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
@@ -32,7 +33,7 @@ class TurnRequest:
 def turn_seed(request: TurnRequest) -> int:
     """The sampling seed of one turn: the episode's seed and the turn number (so rollouts differ, turns differ,
     and the same episode replays the same text)."""
-    return (request.seed * 1_000_003 + request.view.turn) % 2**31
+    return derive_seed(request.seed, "turn", request.view.turn, bits=31)
 
 
 class AgentFailure(RuntimeError):

@@ -55,6 +55,7 @@ from counteroffer.game.messages import Role
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
 
+from counteroffer.seeding import derive_seed
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
 PERSUASION_LEXICON: dict[str, tuple[str, ...]] = {
     "budget_appeal": (
@@ -386,7 +387,7 @@ def _test_phase(phase: Phase, steps: Sequence[StepSignals], settings: PhaseSetti
     have = [(s.step, getattr(s, signal.attribute)) for s in steps if getattr(s, signal.attribute) is not None]
     test.steps_tested = len(have)
     values = [v for _, v in have]
-    rng = np.random.default_rng([settings.seed, list(Phase).index(phase)])
+    rng = np.random.default_rng(derive_seed(settings.seed, "phase", phase.value))
     result = (
         segment_test(
             values, signal.direction, min_steps=settings.min_steps, permutations=settings.permutations, rng=rng

@@ -11,7 +11,6 @@ policy loses to); the draw of equal weights is the uniform one, so unweighted ru
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import re
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from counteroffer.agents.registry import make_agent
 from counteroffer.game.messages import Role
 
 T = TypeVar("T")
+from counteroffer.seeding import derive_seed
 _LABEL = re.compile(r"^(?P<spec>.+?)\s+\((?P<persona>[\w-]+)\)$")
 
 
@@ -66,7 +66,7 @@ def draw(options: Sequence[T], key: str, seed: int, what: str, weights: Sequence
     are independent)."""
     if len(options) == 1:
         return options[0]
-    digest = int.from_bytes(hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest(), "big")
+    digest = derive_seed(seed, what, key, bits=64)
     if weights is not None and len(weights) != len(options):
         raise ValueError(f"{len(weights)} weights for {len(options)} options")
     if weights is None or len(set(weights)) == 1:

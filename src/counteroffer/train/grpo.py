@@ -35,6 +35,7 @@ from counteroffer.game.transcript import transcript_text
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
+from counteroffer.seeding import derive_seed
 from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator, sync_by_reload_on_cpu
 from counteroffer.train.logs import TrainLog
 from counteroffer.train.model import BestPolicy, load_trainable, peft_config, save_final
@@ -138,7 +139,9 @@ class EpisodeRollout:
             records = gather_object(records)
         if not trainer.accelerator.is_main_process:
             return
-        samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
+        samples = random.Random(derive_seed(self.config.seed, "samples", step)).sample(
+            records, min(self.config.grpo.sample_transcripts, len(records))
+        )
         fields: dict[str, Any] = {"game": game_metrics(records), "samples": [transcript_text(r) for r in samples]}
         group_size = self.config.grpo.group_size
         fields["groups"] = {

@@ -37,6 +37,7 @@ from counteroffer.game.reward import PRICE_TOLERANCE
 from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
 from counteroffer.train.config import TrainConfig
+from counteroffer.seeding import derive_seed
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
@@ -134,7 +135,8 @@ def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
     order = {job.key: i for i, job in enumerate(jobs)}
     kept = sorted((r for r in records if good(r)), key=lambda r: order[r.key])
     if settings.max_demos is not None and len(kept) > settings.max_demos:
-        kept = sorted(random.Random(config.seed).sample(kept, settings.max_demos), key=lambda r: order[r.key])
+        sample = random.Random(derive_seed(config.seed, "demos")).sample(kept, settings.max_demos)
+        kept = sorted(sample, key=lambda r: order[r.key])
     return kept
 
 

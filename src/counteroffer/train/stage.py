@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.errors import ConfigError
+from counteroffer.seeding import derive_seed
 from counteroffer.train.config import OptimSettings, TrainConfig
 from counteroffer.train.logs import TrainLog
 
@@ -26,8 +27,8 @@ def training_scenarios(config: TrainConfig) -> tuple[list[Scenario], list[Scenar
             f"({len(scenarios)} train products)"
         )
 
-    def rank(scenario: Scenario) -> bytes:
-        return hashlib.blake2b(f"{config.seed}|validation|{scenario.scenario_id}".encode(), digest_size=8).digest()
+    def rank(scenario: Scenario) -> int:
+        return derive_seed(config.seed, "validation", scenario.scenario_id, bits=64)
 
     held_out = {s.scenario_id for s in sorted(scenarios, key=rank)[: config.validation_products]}
     return [s for s in scenarios if s.scenario_id not in held_out], [s for s in scenarios if s.scenario_id in held_out]

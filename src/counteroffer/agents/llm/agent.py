@@ -15,6 +15,7 @@ from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampl
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
 from counteroffer.game.messages import FormatError, Role, parse_message
 
+from counteroffer.seeding import derive_seed
 DEFAULT_TEMPERATURE = {Role.BUYER: 1.0, Role.SELLER: 0.7}  # the paper's sampling settings
 REASK_TEMPLATE = (
     "Your message could not be used ({error}). Write it again as exactly three lines: "
@@ -83,7 +84,7 @@ class LLMAgent(Agent):
             if not retry:
                 break
             retry_chats = [_reask_chat(chats[i], replies[i], self.role) for i in retry]  # type: ignore[arg-type]
-            retry_seeds = [seeds[i] + attempt + 1 for i in retry]
+            retry_seeds = [derive_seed(seeds[i], "reask", attempt, bits=31) for i in retry]
             completions = self.backend.complete(retry_chats, [self.sampling] * len(retry), retry_seeds)
             for i, completion in zip(retry, completions, strict=True):
                 previous = replies[i]
