@@ -3,7 +3,7 @@
 For users who drive a policy step by step (their own RL loop, a notebook, Gymnasium's wrappers) rather than
 through the batched engine. It is a real :class:`gymnasium.Env`, registered as ``counteroffer/Negotiation-v0``::
 
-    import counteroffer, gymnasium
+    import gymnasium, counteroffer.rollout.env  # importing this module registers the environment
     env = gymnasium.make("counteroffer/Negotiation-v0", seller="scripted:boulware", split="train", max_turns=4)
     observation, info = env.reset(seed=0)
     while True:
@@ -43,8 +43,8 @@ from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotia
 from counteroffer.game.records import Outcome
 from counteroffer.game.transcript import messages_text, transcript_text
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, play_message, record_of
+from counteroffer.rollout.registration import ENV_ID, register_envs  # noqa: F401 - ENV_ID is re-exported
 
-ENV_ID = "counteroffer/Negotiation-v0"
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ACTION_CHARS = 100_000
 _BMP = "".join(chr(c) for c in range(sys.maxunicode + 1) if c < 0x10000 and not 0xD800 <= c <= 0xDFFF)
@@ -171,3 +171,6 @@ def make_env(
     """The registered environment's entry point: scenarios from a catalogue split, a seller spec."""
     scenarios = load_scenarios(catalog, split, data_root=data_root, limit=limit).scenarios  # type: ignore[arg-type]
     return NegotiationEnv(scenarios, seller, persona=persona, max_turns=max_turns, render_mode=render_mode)
+
+
+register_envs()  # ENV_ID, whichever way this module was imported
