@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import RoleView
-
 from counteroffer.seeding import derive_seed
+
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
@@ -98,5 +99,5 @@ class Agent(ABC):
         return f"{type(self).__name__}({self.spec!r}, {self.role})"
 
 
-class AgentSpecError(ValueError):
+class AgentSpecError(ConfigError):
     """An agent spec string that names no known agent or has bad parameters."""

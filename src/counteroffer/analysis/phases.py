@@ -51,11 +51,12 @@ from pathlib import Path
 
 import numpy as np
 
+from counteroffer.errors import InputError, InputNotFoundError
 from counteroffer.game.messages import Role
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
-
 from counteroffer.seeding import derive_seed
+
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
 PERSUASION_LEXICON: dict[str, tuple[str, ...]] = {
     "budget_appeal": (
@@ -484,7 +485,7 @@ def find_train_log(run: Path) -> Path:
     for candidate in (run / "grpo" / "train_log.jsonl", run / "train_log.jsonl", run):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no GRPO train log in {run} (looked for grpo/train_log.jsonl and train_log.jsonl)")
+    raise InputNotFoundError(f"no GRPO train log in {run} (looked for grpo/train_log.jsonl and train_log.jsonl)")
 
 
 def read_train_log(path: Path) -> list[dict]:
@@ -496,7 +497,7 @@ def read_train_log(path: Path) -> list[dict]:
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+            raise InputError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
     return entries
 
 

@@ -38,12 +38,13 @@ from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import Outcome
 from counteroffer.game.transcript import messages_text, transcript_text
-from counteroffer.rollout.runner import EpisodeJob, episode_seed, play_message, record_of
 from counteroffer.rollout.registration import ENV_ID, register_envs  # noqa: F401 - ENV_ID is re-exported
+from counteroffer.rollout.runner import EpisodeJob, episode_seed, play_message, record_of
 
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ACTION_CHARS = 100_000
@@ -79,9 +80,9 @@ class NegotiationEnv(gymnasium.Env[str, str]):
     def __init__(
         self,
         scenarios: Sequence[Scenario],
-        seller: Agent | str = "scripted:boulware",
+        seller: Agent | str = DEFAULT_SELLER,
         *,
-        persona: str = "neutral",
+        persona: str = DEFAULT_PERSONA,
         max_turns: int = DEFAULT_MAX_TURNS,
         buyer_name: str = "env:buyer",
         render_mode: str | None = None,
@@ -159,8 +160,8 @@ class NegotiationEnv(gymnasium.Env[str, str]):
 
 
 def make_env(
-    seller: str = "scripted:boulware",
-    persona: str = "neutral",
+    seller: str = DEFAULT_SELLER,
+    persona: str = DEFAULT_PERSONA,
     catalog: str = "amazon",
     split: str = "train",
     max_turns: int = DEFAULT_MAX_TURNS,

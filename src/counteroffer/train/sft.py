@@ -30,14 +30,15 @@ from counteroffer.agents.base import Agent
 from counteroffer.agents.llm.prompts import PromptBuilder
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
 from counteroffer.game.reward import PRICE_TOLERANCE
 from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
-from counteroffer.train.config import TrainConfig
 from counteroffer.seeding import derive_seed
+from counteroffer.train.config import TrainConfig
 from counteroffer.train.model import load_trainable, peft_config, save_final
 from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
@@ -172,7 +173,7 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     demos = make_demonstrations(config)
     if not demos:
-        raise ValueError(
+        raise ConfigError(
             "no demonstration was worth keeping (a deal within budget or a refusal to overpay): "
             "check sft.demo_buyers and sft.sellers"
             if config.role is Role.BUYER

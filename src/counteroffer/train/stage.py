@@ -22,7 +22,7 @@ def training_scenarios(config: TrainConfig) -> tuple[list[Scenario], list[Scenar
     """
     scenarios = load_scenarios(config.catalog, "train", data_root=config.data_root).scenarios
     if config.validation_products >= len(scenarios):
-        raise ValueError(
+        raise ConfigError(
             f"validation_products = {config.validation_products} leaves nothing to train on "
             f"({len(scenarios)} train products)"
         )
@@ -59,7 +59,7 @@ def start_stage(out: Path, resume: bool) -> tuple[Path | None, TrainLog]:
     """
     checkpoint = last_checkpoint(out)
     if checkpoint is not None and not resume:
-        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
     start_step = int(checkpoint.name.rpartition("-")[2]) if checkpoint is not None else 0
     return checkpoint, TrainLog(out, enabled=is_main_process(), start_step=start_step)
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 from counteroffer.agents.llm.backend import Chat
 from counteroffer.agents.llm.hf import stop_token_ids
+from counteroffer.errors import CounterofferError
 
 # An assistant message the template cannot mistake for anything else; where it lands splits old text from new.
 _SENTINEL = "\u2063COUNTEROFFER-SENTINEL\u2063"
 
 
-class TemplateDriftError(RuntimeError):
+class TemplateDriftError(CounterofferError, RuntimeError):
     """The chat template renders earlier turns differently once a new turn is added."""
 
 

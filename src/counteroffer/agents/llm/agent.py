@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
 from counteroffer.agents.llm.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
 from counteroffer.agents.llm.prompts import PromptBuilder, PromptConfig
+from counteroffer.defaults import DEFAULT_PERSONA
 from counteroffer.game.messages import FormatError, Role, parse_message
-
 from counteroffer.seeding import derive_seed
+
 DEFAULT_TEMPERATURE = {Role.BUYER: 1.0, Role.SELLER: 0.7}  # the paper's sampling settings
 REASK_TEMPLATE = (
     "Your message could not be used ({error}). Write it again as exactly three lines: "
@@ -31,7 +32,7 @@ class LLMAgent(Agent):
         backend: ChatBackend,
         sampling: Sampling,
         *,
-        persona: str = "neutral",
+        persona: str = DEFAULT_PERSONA,
         prompts: PromptConfig | None = None,
         reasks: int = 2,
         fallback: Agent | None = None,
