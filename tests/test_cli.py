@@ -300,6 +300,9 @@ def test_corrupt_episodes_file_is_a_user_error(shared_data: Path, tmp_path: Path
     assert "Traceback" not in result.stderr
     assert f"{out / 'episodes.jsonl'}:1: not an episode record" in result.stderr  # not broken across lines
     assert (out / "episodes.jsonl").read_text() == "not a record\n"
+    sellers = run_cli("sellers", out)
+    assert sellers.returncode == 2 and "Traceback" not in sellers.stderr
+    assert f"{out / 'episodes.jsonl'}:1: not an episode record" in sellers.stderr
 
 
 def test_data_info_json(shared_data: Path) -> None:

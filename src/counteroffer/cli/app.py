@@ -456,7 +456,10 @@ def sellers(
     files = [file for run in runs for file in ([run] if run.is_file() else find_episode_files(run))]
     if not files:
         _fail(f"no episodes.jsonl under {', '.join(map(str, runs))}")
-    rows = summarize_seller_play(record for file in files for record in read_episodes(file))
+    try:
+        rows = summarize_seller_play(record for file in files for record in read_episodes(file))
+    except CounterofferError as exc:  # a corrupt line in an episodes file: which line, and what to do
+        _fail(exc)
     if as_json:
         console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
