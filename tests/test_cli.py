@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 from conftest import run_cli
 
+from counteroffer.agents.scripted import Persona
 from counteroffer.catalog import load_scenarios
+from counteroffer.cli.app import PersonaOption
 from counteroffer.game import EpisodeRecord, EpisodeStatus, Outcome, Role
 
 BUYERS = ["scripted:naive", "scripted:anchor", "scripted:oracle"]
@@ -187,7 +191,9 @@ def test_bench_on_craigslist(shared_data: Path, tmp_path: Path) -> None:
         (["bench", "--persona", "rude"], "unknown persona 'rude'"),
         (["bench", "--buyer", "scripted:anchor?opening"], "bad parameters 'opening'"),
         (["bench", "--split", "dev"], "unknown AmazonHistoryPrice split 'dev'"),
-        (["bench", "--catalog", "ebay"], "catalog Input should be 'amazon' or 'craigslist'"),
+        (["bench", "--catalog", "ebay"], "catalog: Input should be 'amazon' or 'craigslist'"),
+        (["baselines", "--catalog", "ebay"], "catalog: Input should be 'amazon' or 'craigslist'"),
+        (["baselines", "--seller", "scripted:linear", "--buyer", "scripted:oracle"], "ranks scripted buyers"),
         (["bench", "--data", "/nonexistent"], "data folder /nonexistent does not exist"),
         (["play", "--data", "/nonexistent"], "data folder /nonexistent does not exist"),
         (["play", "--catalog", "ebay"], "unknown catalogue 'ebay'"),
@@ -210,6 +216,81 @@ def test_user_errors_exit_2_without_traceback(args: list[str], message: str, sha
     assert not out.exists()  # nothing written for a run that could not start
 
 
+# `counteroffer train sft` with only the training run replaced: the command's own path (reading the config,
+# catching errors, printing, the exit status) is the real one.
+TRAIN_WITH_A_STUB_RUN = """
+import sys
+
+import counteroffer.train
+from counteroffer.agents.base import AgentSpecError
+
+def run_sft(*args, **kwargs):
+    raise {error}
+
+counteroffer.train.run_sft = run_sft
+from counteroffer.cli.app import main
+
+sys.argv = ["counteroffer", *sys.argv[1:]]
+main()
+"""
+
+
+def train_sft_raising(error: str, config: Path) -> subprocess.CompletedProcess[str]:
+    script = TRAIN_WITH_A_STUB_RUN.format(error=error)
+    return subprocess.run(
+        [sys.executable, "-c", script, "train", "sft", str(config)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_value_error_inside_a_training_run_is_a_bug_with_its_traceback(tmp_path: Path) -> None:
+    """A mock: ``counteroffer.train.run_sft`` is replaced by a stub that raises ``ValueError``, as a bug or TRL
+    might three hours into a run. Only the project's own errors are user errors: this one keeps its traceback and
+    the exit status is 1, not one line and 2."""
+    config = tmp_path / "train.yaml"
+    config.write_text(f"out: {tmp_path / 'run'}\n")
+    result = train_sft_raising("ValueError('a bug deep inside the trainer')", config)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ValueError: a bug deep inside the trainer" in result.stderr
+    assert "error:" not in result.stderr
+
+
+def test_a_project_error_inside_a_training_run_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A mock as above, raising the project's own AgentSpecError (an unknown agent spec in the config)."""
+    config = tmp_path / "train.yaml"
+    config.write_text(f"out: {tmp_path / 'run'}\n")
+    result = train_sft_raising("AgentSpecError(\"no scripted buyer named 'haggler'\")", config)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: no scripted buyer named 'haggler'"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "sft", "/nonexistent/train.yaml"], "cannot read config /nonexistent/train.yaml"),
+        (["train", "sft", "CONFIG", "--set", "sft.bogus=1"], "sft.bogus: Extra inputs are not permitted"),
+        (["train", "sft", "CONFIG", "--set", "sft.steps"], "--set 'sft.steps': write it as FIELD=VALUE"),
+        (["train", "show-config", "CONFIG", "--set", "max_turns=0"], "max_turns: Input should be greater than"),
+    ],
+)
+def test_training_config_errors_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text(f"out: {tmp_path / 'run'}\n")
+    result = run_cli(*[config if arg == "CONFIG" else arg for arg in args])
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert message in squash(result.stderr)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_persona_help_lists_every_persona() -> None:
+    help_text = squash(run_cli("bench", "--help").stdout)
+    for persona in Persona:
+        assert persona.value in help_text
+    assert PersonaOption.__metadata__[0].help == "seller persona: " + " | ".join(p.value for p in Persona)
+
+
 def test_corrupt_episodes_file_is_a_user_error(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
@@ -219,6 +300,9 @@ def test_corrupt_episodes_file_is_a_user_error(shared_data: Path, tmp_path: Path
     assert "Traceback" not in result.stderr
     assert f"{out / 'episodes.jsonl'}:1: not an episode record" in result.stderr  # not broken across lines
     assert (out / "episodes.jsonl").read_text() == "not a record\n"
+    sellers = run_cli("sellers", out)
+    assert sellers.returncode == 2 and "Traceback" not in sellers.stderr
+    assert f"{out / 'episodes.jsonl'}:1: not an episode record" in sellers.stderr
 
 
 def test_data_info_json(shared_data: Path) -> None:

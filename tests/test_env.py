@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import gymnasium
@@ -9,12 +12,53 @@ import pytest
 from conftest import FailsOnce, make_scenario, message
 from gymnasium.utils.env_checker import check_env
 
-import counteroffer  # noqa: F401 - registers counteroffer/Negotiation-v0
+import counteroffer
 from counteroffer.agents import AgentFailure, TurnRequest, make_agent
 from counteroffer.catalog import load_scenarios
+from counteroffer.defaults import DEFAULT_SELLER
 from counteroffer.game import Outcome, Role, buyer_reward
 from counteroffer.rollout.env import ENV_ID, NegotiationEnv, UnicodeText
+from counteroffer.rollout.registration import ENTRY_POINT, register_envs
 from counteroffer.rollout.turns import TurnFailure
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (this one has imported Gymnasium and counteroffer long ago)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_import_counteroffer_imports_neither_gymnasium_nor_torch() -> None:
+    result = python("import sys, counteroffer; print(sorted({'gymnasium', 'torch'} & set(sys.modules)))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_environment_is_registered_by_the_registration_function() -> None:
+    register_envs()
+    register_envs()  # a second call changes nothing
+    assert gymnasium.spec(ENV_ID).entry_point == ENTRY_POINT == "counteroffer.rollout.env:make_env"
+    assert counteroffer.register_envs is register_envs
+    # Gymnasium 1.x loads no plugin entry points, so the package declares none: registering is up to the code above.
+    assert "gymnasium.envs" not in tomllib.loads(PYPROJECT.read_text())["project"].get("entry-points", {})
+
+
+@pytest.mark.parametrize(
+    ("setup", "env_id"),
+    [
+        ("import gymnasium", "counteroffer:counteroffer/Negotiation-v0"),  # Gymnasium imports the package
+        ("import gymnasium, counteroffer", "counteroffer/Negotiation-v0"),  # Gymnasium loaded: the import registers
+        ("import counteroffer, gymnasium; counteroffer.register_envs()", "counteroffer/Negotiation-v0"),
+        ("import counteroffer.rollout.env, gymnasium", "counteroffer/Negotiation-v0"),
+    ],
+)
+def test_gymnasium_make_finds_the_environment(setup: str, env_id: str, shared_data: Path) -> None:
+    code = f"{setup}\nenv = gymnasium.make({env_id!r}, split='test', limit=2, data_root={str(shared_data)!r})\n"
+    code += "print(type(env.unwrapped).__name__, len(env.unwrapped.scenarios), env.unwrapped.seller.spec)"
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["NegotiationEnv", "2", DEFAULT_SELLER]
 
 
 def test_an_episode_step_by_step_matches_the_reward_formula(shared_data: Path) -> None:

@@ -340,7 +340,7 @@ def test_evaluate_against_a_reference_pairs_the_same_episodes(shared_data: Path,
         "tables": [{"name": "mix", "title": "Mix", "sellers": ["scripted:linear", "scripted:titfortat"]}],
     }))  # fmt: skip
     refused = run_cli("evaluate", suite, "--against", "scripted:nobody")
-    assert refused.returncode != 0 and "not a buyer of this suite" in refused.stderr
+    assert refused.returncode == 2 and "not a buyer of this suite" in refused.stderr
     assert not (out / "cells").exists()  # refused before any episode was played
 
     result = run_cli("evaluate", suite, "--against", "scripted:anchor")

@@ -423,7 +423,7 @@ def test_a_seller_recipe_needs_demo_sellers_and_is_not_trained_by_grpo(tmp_path:
         TrainConfig.model_validate({"role": "seller"})
     seller = {"role": "seller", "out": str(tmp_path), "sft": {"demo_sellers": ["scripted:linear"]}}
     config = TrainConfig.model_validate(seller)
-    with pytest.raises(ValueError, match="GRPO trains the buyer"):
+    with pytest.raises(ConfigError, match="GRPO trains the buyer"):
         run_grpo(config)
 
 

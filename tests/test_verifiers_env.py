@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -33,6 +34,8 @@ from openai import AsyncOpenAI  # noqa: E402
 
 from counteroffer.agents import make_agent  # noqa: E402
 from counteroffer.catalog import load_scenarios  # noqa: E402
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER  # noqa: E402
+from counteroffer.errors import CounterofferError  # noqa: E402
 from counteroffer.evaluate.bench import BenchConfig, run_bench  # noqa: E402
 from counteroffer.game import EpisodeRecord, GameConfig, Outcome, Role  # noqa: E402
 from counteroffer.integrations.verifiers_env import NegotiationVerifiersEnv, load_environment  # noqa: E402
@@ -252,8 +255,14 @@ def test_the_buyers_money_style_reaches_its_prompts(shared_data: Path) -> None:
     ],
 )
 def test_bad_arguments_are_refused_clearly(shared_data: Path, kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(CounterofferError, match=match):  # the project's own errors (and still ValueErrors)
         load_environment(data_root=str(shared_data), **kwargs)
+
+
+def test_the_default_seller_is_the_projects_default() -> None:
+    assert inspect.signature(load_environment).parameters["seller"].default == DEFAULT_SELLER
+    assert inspect.signature(load_environment).parameters["persona"].default == DEFAULT_PERSONA
+    assert inspect.signature(make_env).parameters["seller"].default == DEFAULT_SELLER
 
 
 def test_an_unknown_argument_is_refused(shared_data: Path) -> None:

@@ -1,10 +1,14 @@
 """counteroffer: train and evaluate LLM negotiators with reinforcement learning from verifiable rewards."""
 
-import gymnasium as _gymnasium
+import sys as _sys
+
+from counteroffer.rollout.registration import register_envs
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "register_envs"]
 
-# ``gymnasium.make("counteroffer/Negotiation-v0", seller=..., split=..., max_turns=...)`` after ``import counteroffer``
-# (or ``gymnasium.make("counteroffer:counteroffer/Negotiation-v0")`` without it); see counteroffer.rollout.env.
-if "counteroffer/Negotiation-v0" not in _gymnasium.registry:
-    _gymnasium.register("counteroffer/Negotiation-v0", entry_point="counteroffer.rollout.env:make_env")
+# ``import counteroffer`` imports neither Gymnasium nor torch. With Gymnasium already imported (``import gymnasium``
+# first, or ``gymnasium.make("counteroffer:counteroffer/Negotiation-v0")``), it registers counteroffer/Negotiation-v0
+# now; in any order, ``counteroffer.register_envs()`` or ``import counteroffer.rollout.env`` does.
+if "gymnasium" in _sys.modules:
+    register_envs()

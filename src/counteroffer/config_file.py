@@ -9,16 +9,25 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from counteroffer.errors import ConfigError
+
+__all__ = ["ConfigError", "load_yaml_model", "parse_overrides", "validate_settings", "validation_problems"]
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be read or does not validate; the message names the file and the fields."""
 
 
 def validation_problems(error: ValidationError) -> str:
     """A pydantic error as one line: ``field.sub: message; other: message``."""
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+
+
+def validate_settings(model: type[ModelT], data: object, where: str = "") -> ModelT:
+    """``model.model_validate(data)`` for settings the user gave (command-line options, keyword arguments): a
+    validation error becomes a :class:`ConfigError` with the fields' problems, prefixed by ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}{validation_problems(exc)}") from None
 
 
 def load_yaml_model(path: Path, model: type[ModelT], overrides: dict[str, object] | None = None) -> ModelT:
@@ -38,10 +47,7 @@ def load_yaml_model(path: Path, model: type[ModelT], overrides: dict[str, object
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+    return validate_settings(model, raw, f"{path}: ")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, object]:
@@ -50,6 +56,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, object]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
+            raise ConfigError(f"--set {item!r}: write it as FIELD=VALUE, e.g. grpo.steps=2")
         values[key.strip()] = yaml.safe_load(value)
     return values

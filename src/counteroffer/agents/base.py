@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import RoleView
 from counteroffer.models.backend import AgentFailure  # a backend's error, passed on by agents
 
 __all__ = ["Agent", "AgentFailure", "AgentSpecError", "Message", "Reply", "TurnRequest", "turn_seed"]
+from counteroffer.seeding import derive_seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,7 @@ class TurnRequest:
 def turn_seed(request: TurnRequest) -> int:
     """The sampling seed of one turn: the episode's seed and the turn number (so rollouts differ, turns differ,
     and the same episode replays the same text)."""
-    return (request.seed * 1_000_003 + request.view.turn) % 2**31
+    return derive_seed(request.seed, "turn", request.view.turn, bits=31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,5 +94,5 @@ class Agent(ABC):
         return f"{type(self).__name__}({self.spec!r}, {self.role})"
 
 
-class AgentSpecError(ValueError):
+class AgentSpecError(ConfigError):
     """An agent spec string that names no known agent or has bad parameters."""

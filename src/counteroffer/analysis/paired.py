@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from counteroffer.analysis.tables import suite_records
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.stats import Estimate, bootstrap_mean
 from counteroffer.evaluate.suite import Cell, SuiteConfig, table_cells
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus
@@ -39,7 +40,7 @@ class _Pair:
 
 def check_reference(config: SuiteConfig, reference: str) -> None:
     if reference not in config.buyers:
-        raise ValueError(f"{reference!r} is not a buyer of this suite; its buyers: {', '.join(config.buyers)}")
+        raise ConfigError(f"{reference!r} is not a buyer of this suite; its buyers: {', '.join(config.buyers)}")
 
 
 def paired_differences(

@@ -50,9 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
+from counteroffer.errors import InputNotFoundError
 from counteroffer.game.messages import Role
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, deadlock_rate
 from counteroffer.game.transcript import ParsedTranscript, parse_transcript
+from counteroffer.seeding import derive_seed
 from counteroffer.train.log_records import LOG_FILE, TrainLogEntry, read_train_log
 
 # Argument types a buyer uses, as case-insensitive regular expressions over its Talk.
@@ -387,7 +389,7 @@ def _test_phase(phase: Phase, steps: Sequence[StepSignals], settings: PhaseSetti
     have = [(s.step, getattr(s, signal.attribute)) for s in steps if getattr(s, signal.attribute) is not None]
     test.steps_tested = len(have)
     values = [v for _, v in have]
-    rng = np.random.default_rng([settings.seed, list(Phase).index(phase)])
+    rng = np.random.default_rng(derive_seed(settings.seed, "phase", phase.value))
     result = (
         segment_test(
             values, signal.direction, min_steps=settings.min_steps, permutations=settings.permutations, rng=rng
@@ -484,7 +486,7 @@ def find_train_log(run: Path) -> Path:
     for candidate in (run / "grpo" / LOG_FILE, run / LOG_FILE, run):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no GRPO train log in {run} (looked for grpo/train_log.jsonl and train_log.jsonl)")
+    raise InputNotFoundError(f"no GRPO train log in {run} (looked for grpo/train_log.jsonl and train_log.jsonl)")
 
 
 def train_steps(entries: Sequence[TrainLogEntry | dict]) -> list[StepSignals]:

@@ -42,6 +42,7 @@ from typing import Literal
 import httpx
 
 from counteroffer.catalog.locate import DATA_ENV_VAR, user_cache_dir
+from counteroffer.errors import ConfigError, CounterofferError
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 BASE_URL_ENV_VAR = "COUNTEROFFER_DATA_URL"
@@ -77,7 +78,7 @@ class DownloadReport:
     skipped: list[DataFile] = field(default_factory=list)
 
 
-class DataDownloadError(RuntimeError):
+class DataDownloadError(CounterofferError, RuntimeError):
     """A file could not be fetched or failed its checksum; the message says which, from where, what next."""
 
     def __init__(self, message: str, *, file: DataFile, url: str) -> None:
@@ -90,7 +91,7 @@ def load_manifest(datasets: Iterable[str] = DATASETS) -> list[DataFile]:
     """The pinned files of ``datasets``, in manifest order."""
     wanted = list(datasets)
     if unknown := sorted(set(wanted) - set(DATASETS)):
-        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
     manifest = json.loads(resources.files("counteroffer.catalog").joinpath("checksums.json").read_text("utf-8"))
     files: list[DataFile] = []
     for name, spec in manifest["datasets"].items():

@@ -22,13 +22,14 @@ from pathlib import Path
 
 from counteroffer.catalog.locate import AMAZON_DIR, CRAIGSLIST_DIR
 from counteroffer.catalog.models import Product
+from counteroffer.errors import InputError
 
 CRAIGSLIST_FILES = ("test", "validation")
 _ASIN_RE = re.compile(r"/(?:product|dp)/([A-Z0-9]{10})")
 _MONEY_RE = re.compile(r"^\$?\s*((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)$")
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """The catalogue cannot be used at all (missing folder, unreadable file, no valid record)."""
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from counteroffer.errors import InputNotFoundError
+
 DATA_ENV_VAR = "COUNTEROFFER_DATA"
 AMAZON_DIR = "amazon_history_price"
 CRAIGSLIST_DIR = "craigslist_bargain"
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(InputNotFoundError):
     """No catalogue data where we looked; the message says where and how to get it."""
 
 

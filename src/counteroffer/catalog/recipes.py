@@ -35,6 +35,7 @@ from counteroffer.catalog.loaders import (
 )
 from counteroffer.catalog.locate import resolve_data_root
 from counteroffer.catalog.models import Product, Scenario
+from counteroffer.errors import ConfigError
 
 CatalogName = Literal["amazon", "craigslist"]
 SPLIT_SEED = 2604_09855
@@ -101,7 +102,7 @@ def _scenario(product: Product, recipe: str, asking: float, budget: float, cost:
 def amazon_split(product_ids: Sequence[str], split: str, seed: int = SPLIT_SEED) -> list[str]:
     """The ids of ``split`` ('train', 'test' or 'all'), in a fixed shuffled order."""
     if split not in AMAZON_SPLITS:
-        raise ValueError(f"unknown AmazonHistoryPrice split {split!r}; choose one of {AMAZON_SPLITS}")
+        raise ConfigError(f"unknown AmazonHistoryPrice split {split!r}; choose one of {AMAZON_SPLITS}")
     order = sorted(product_ids)
     random.Random(seed).shuffle(order)
     if split == "all":
@@ -133,7 +134,7 @@ def load_scenarios(
 ) -> ScenarioSet:
     """Scenarios of one catalogue split, in the split's fixed order, optionally the first ``limit``."""
     if catalog not in DEFAULT_RECIPES:  # before the recipe lookup, which would raise a bare KeyError
-        raise ValueError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
+        raise ConfigError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
     root = resolve_data_root(data_root)
     recipe = recipe or DEFAULT_RECIPES[catalog]
     if catalog == "amazon":
@@ -146,11 +147,11 @@ def load_scenarios(
         elif split in CRAIGSLIST_FILES:
             files = (split,)
         else:
-            raise ValueError(f"unknown CraigslistBargain split {split!r}; choose one of {(*CRAIGSLIST_FILES, 'all')}")
+            raise ConfigError(f"unknown CraigslistBargain split {split!r}; choose one of {(*CRAIGSLIST_FILES, 'all')}")
         load = load_craigslist(root, files)
         products = load.products
     else:
-        raise ValueError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
+        raise ConfigError(f"unknown catalogue {catalog!r}; choose 'amazon' or 'craigslist'")
     if limit is not None:
         products = products[:limit]
     scenarios, problems = [], list(load.problems)

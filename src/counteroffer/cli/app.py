@@ -10,15 +10,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from counteroffer.agents.base import AgentSpecError
+from counteroffer.agents.scripted import Persona
 from counteroffer.analysis.paired import PAIRED_FILE, check_reference, paired_differences
 from counteroffer.analysis.phases import PhaseSettings, analyse_run
 from counteroffer.analysis.tables import suite_records, suite_tables, write_tables
-from counteroffer.catalog.download import DataDownloadError, download_data, resolve_base_url, verify_data
-from counteroffer.catalog.loaders import CatalogError
-from counteroffer.catalog.locate import DataNotFoundError, resolve_data_root, user_cache_dir
+from counteroffer.catalog.download import download_data, resolve_base_url, verify_data
+from counteroffer.catalog.locate import resolve_data_root, user_cache_dir
 from counteroffer.catalog.recipes import load_scenarios
 from counteroffer.cli.render import (
     bench_table,
@@ -28,14 +28,23 @@ from counteroffer.cli.render import (
     seller_play_table,
     transcript,
 )
-from counteroffer.config_file import parse_overrides
+from counteroffer.config_file import parse_overrides, validate_settings
+from counteroffer.defaults import (
+    BASELINE_MAX_TURNS,
+    BASELINE_SELLERS,
+    DEFAULT_BUYER,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_PERSONA,
+    DEFAULT_SELLER,
+)
+from counteroffer.errors import ConfigError, CounterofferError
 from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_bench
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
 from counteroffer.experiment.config import DEFAULT_LEDGER, DEFAULT_RESULTS
 from counteroffer.files import write_text_atomic
-from counteroffer.rollout.store import EpisodeStoreError, read_episodes
+from counteroffer.rollout.store import read_episodes
 
 app = typer.Typer(
     help="Train and evaluate LLM negotiators with reinforcement learning from verifiable rewards.",
@@ -55,9 +64,7 @@ CatalogOption = Annotated[str, typer.Option("--catalog", help="amazon | craigsli
 SplitOption = Annotated[
     str, typer.Option("--split", help="amazon: train | test | all; craigslist: test | validation | all")
 ]
-PersonaOption = Annotated[
-    str, typer.Option("--persona", help="seller persona: neutral | begging | insulting | unyielding")
-]
+PersonaOption = Annotated[str, typer.Option("--persona", help=f"seller persona: {' | '.join(Persona)}")]
 SellerOption = Annotated[str, typer.Option("--seller", help="seller agent spec, e.g. scripted:boulware")]
 TurnsOption = Annotated[int, typer.Option("--max-turns", min=1, help="turn limit (a turn = buyer message + reply)")]
 PROGRESS_COLUMNS = (
@@ -67,13 +74,16 @@ PROGRESS_COLUMNS = (
     TimeElapsedColumn(),
     TimeRemainingColumn(),
 )
-# EpisodeStoreError: a corrupt line in an existing --out episodes file; its message says which line and what to do.
-USER_ERRORS = (AgentSpecError, CatalogError, DataNotFoundError, DataDownloadError, EpisodeStoreError, ValueError)
 
 
-def _fail(exc: Exception) -> None:
+def _fail(problem: CounterofferError | str) -> None:
+    """A user error (the project's own errors, see counteroffer.errors): its message as one line, exit status 2.
+
+    Commands catch only :class:`CounterofferError`; any other exception (a bug, or a library failing deep inside a
+    training run) propagates, so its traceback is printed and the exit status is 1.
+    """
     # soft_wrap: no hard line breaks inside the message, so a path or FILE:LINE in it stays whole in a log.
-    errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(str(problem))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -90,13 +100,13 @@ def _report_problems(problems: list) -> None:
 def bench(
     out: Annotated[Path, typer.Option("--out", help="run folder: episodes.jsonl and summary.json go here")],
     buyer: Annotated[list[str], typer.Option("--buyer", help="buyer agent spec; repeat for one row each")] = None,  # type: ignore[assignment]
-    seller: SellerOption = "scripted:boulware",
-    persona: PersonaOption = "neutral",
+    seller: SellerOption = DEFAULT_SELLER,
+    persona: PersonaOption = DEFAULT_PERSONA,
     catalog: CatalogOption = "amazon",
     split: SplitOption = "test",
     rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="episodes per scenario and buyer")] = 4,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="first K scenarios of the split")] = None,
-    max_turns: TurnsOption = 6,
+    max_turns: TurnsOption = DEFAULT_MAX_TURNS,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="episodes in flight")] = 256,
     data: DataOption = None,
@@ -106,19 +116,22 @@ def bench(
     Resumable: re-running with the same --out skips finished episodes and re-runs errored ones.
     """
     try:
-        config = BenchConfig(
-            buyers=buyer or ["scripted:anchor"],
-            seller=seller,
-            persona=persona,
-            catalog=catalog,  # type: ignore[arg-type]
-            split=split,
-            rollouts=rollouts,
-            limit=limit,
-            max_turns=max_turns,
-            seed=seed,
-            concurrency=concurrency,
-            data_root=data,
-            out=out,
+        config = validate_settings(
+            BenchConfig,
+            dict(
+                buyers=buyer or [DEFAULT_BUYER],
+                seller=seller,
+                persona=persona,
+                catalog=catalog,
+                split=split,
+                rollouts=rollouts,
+                limit=limit,
+                max_turns=max_turns,
+                seed=seed,
+                concurrency=concurrency,
+                data_root=data,
+                out=out,
+            ),
         )
         with Progress(*PROGRESS_COLUMNS, console=errors, transient=True) as progress:
             task = progress.add_task("episodes", total=None)
@@ -127,7 +140,7 @@ def bench(
                 on_episode=lambda _: progress.advance(task),
                 on_start=lambda pending: progress.update(task, total=pending),
             )
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     _report_problems(result.problems)
     products = max((row.overall.reward.clusters or 0 for row in result.rows), default=0)
@@ -153,7 +166,7 @@ def baselines(
         str, typer.Option("--split", help="where the search runs (train: the test split stays unseen)")
     ] = "train",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="first K scenarios of the split")] = None,
-    max_turns: TurnsOption = 4,
+    max_turns: TurnsOption = BASELINE_MAX_TURNS,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     top: Annotated[int, typer.Option("--top", min=1, help="rows to print")] = 10,
     out: Annotated[Path | None, typer.Option("--out", help="write baselines.json here")] = None,
@@ -164,25 +177,23 @@ def baselines(
     from counteroffer.agents.registry import scripted_buyer_grid
     from counteroffer.cli.render import baselines_table
     from counteroffer.evaluate.baselines import BaselineSearch, run_baselines
-    from counteroffer.rollout.mixture import SellerChoice
 
-    sellers = [
-        SellerChoice.model_validate(item)
-        for item in seller or ["scripted:linear", "scripted:titfortat", "scripted:conceder"]
-    ]
     try:
-        search = BaselineSearch(
-            sellers=sellers,
-            buyers=buyer or scripted_buyer_grid(),
-            catalog=catalog,  # type: ignore[arg-type]
-            split=split,
-            limit=limit,
-            max_turns=max_turns,
-            seed=seed,
-            data_root=data,
+        search = validate_settings(
+            BaselineSearch,
+            dict(
+                sellers=seller or list(BASELINE_SELLERS),
+                buyers=buyer or scripted_buyer_grid(),
+                catalog=catalog,
+                split=split,
+                limit=limit,
+                max_turns=max_turns,
+                seed=seed,
+                data_root=data,
+            ),
         )
         result = run_baselines(search, out)
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     console.print(baselines_table(result, top))
     for name, row in result.family_best().items():
@@ -192,15 +203,15 @@ def baselines(
 
 @app.command()
 def play(
-    buyer: Annotated[str, typer.Option("--buyer", help="buyer agent spec")] = "scripted:anchor",
-    seller: SellerOption = "scripted:boulware",
-    persona: PersonaOption = "neutral",
+    buyer: Annotated[str, typer.Option("--buyer", help="buyer agent spec")] = DEFAULT_BUYER,
+    seller: SellerOption = DEFAULT_SELLER,
+    persona: PersonaOption = DEFAULT_PERSONA,
     catalog: CatalogOption = "amazon",
     split: SplitOption = "test",
     index: Annotated[int, typer.Option("--index", min=0, help="scenario position in the split")] = 0,
     scenario_id: Annotated[str | None, typer.Option("--scenario", help="scenario id (overrides --index)")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    max_turns: TurnsOption = 6,
+    max_turns: TurnsOption = DEFAULT_MAX_TURNS,
     thoughts: Annotated[bool, typer.Option("--thoughts/--no-thoughts", help="show private thoughts")] = False,
     save: Annotated[Path | None, typer.Option("--save", help="write the episode record (JSON) here")] = None,
     data: DataOption = None,
@@ -211,14 +222,14 @@ def play(
         if scenario_id is not None:
             matches = [s for s in scenarios if s.scenario_id == scenario_id]
             if not matches:
-                raise ValueError(f"no scenario {scenario_id!r} in {catalog}/{split}")
+                raise ConfigError(f"no scenario {scenario_id!r} in {catalog}/{split}")
             scenario = matches[0]
         elif index < len(scenarios):
             scenario = scenarios[index]
         else:
-            raise ValueError(f"--index {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
+            raise ConfigError(f"--index {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
         record = play_episode(scenario, buyer, seller, persona=persona, seed=seed, max_turns=max_turns)
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     console.print(transcript(record, show_thoughts=thoughts))
     if save is not None:
@@ -242,7 +253,7 @@ def data_download(
             force=force,
             progress=lambda file, state: errors.print(f"[dim]{state:>11}[/] {file.local_path}"),
         )
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     console.print(
         f"{len(report.downloaded)} downloaded, {len(report.skipped)} already present and valid, in {report.dest}"
@@ -254,7 +265,7 @@ def data_verify(data: DataOption = None) -> None:
     """Check a catalogue folder against the recorded checksums."""
     try:
         root = resolve_data_root(data)
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     problems = verify_data(root)
     for problem in problems:
@@ -275,7 +286,7 @@ def data_info(
     try:
         scenario_set = load_scenarios(catalog, split, data_root=data)  # type: ignore[arg-type]
         root = resolve_data_root(data)
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     info = {
         "data": str(root),
@@ -319,8 +330,8 @@ def serve(
         check_exposure(host, api_key, insecure)  # before torch and the model load: a refusal is immediate
         from counteroffer.serve.app import serve as run_server  # FastAPI and torch load only for this command
     except ImportError as exc:
-        _fail(ValueError(f"serving needs the serve and llm extras: pip install 'counteroffer[llm,serve]' ({exc})"))
-    except ValueError as exc:
+        _fail(f"serving needs the serve and llm extras: pip install 'counteroffer[llm,serve]' ({exc})")
+    except CounterofferError as exc:
         _fail(exc)
     try:
         run_server(
@@ -335,7 +346,7 @@ def serve(
             insecure=insecure,
             limits=ServerLimits(max_body_bytes, max_messages, max_tokens),
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except CounterofferError as exc:
         _fail(exc)
 
 
@@ -357,13 +368,13 @@ def _train_config(config: Path, overrides: list[str] | None):  # noqa: ANN202
 
 def _train(stage: str, config: Path, resume: bool, overrides: list[str] | None) -> None:
     try:
-        from counteroffer.train import ConfigError, run_grpo, run_sft
+        from counteroffer.train import run_grpo, run_sft
     except ImportError as exc:
-        _fail(ValueError(f"training needs the train extra: pip install 'counteroffer[llm,train]' ({exc})"))
+        _fail(f"training needs the train extra: pip install 'counteroffer[llm,train]' ({exc})")
     try:
         settings = _train_config(config, overrides)
         final = (run_sft if stage == "sft" else run_grpo)(settings, resume=resume)
-    except (*USER_ERRORS, ConfigError) as exc:
+    except CounterofferError as exc:
         _fail(exc)
     role = settings.role.value
     console.print(f"[green]✓[/] {stage} done: checkpoint {final} (use it as a {role}: --{role} hf:{final})")
@@ -386,7 +397,7 @@ def train_show_config(config: ConfigArgument, overrides: SetOption = None) -> No
     """Validate a config and print it with every default filled in."""
     try:
         settings = _train_config(config, overrides)
-    except (*USER_ERRORS,) as exc:
+    except CounterofferError as exc:
         _fail(exc)
     console.print_json(settings.model_dump_json())
 
@@ -420,7 +431,7 @@ def evaluate(
                 progress.update(task, description=f"{cell.folder.relative_to('cells')}", total=pending, completed=0)
 
             run_suite(config, on_cell=cell_started, on_episode=lambda _: progress.advance(task))
-    except USER_ERRORS as exc:
+    except CounterofferError as exc:
         _fail(exc)
     records = suite_records(config)  # read once for the tables and the paired differences
     tables = suite_tables(config, records)
@@ -445,8 +456,11 @@ def sellers(
     the model's own), regulator interventions, deal rate and seller reward."""
     files = [file for run in runs for file in ([run] if run.is_file() else find_episode_files(run))]
     if not files:
-        _fail(FileNotFoundError(f"no episodes.jsonl under {', '.join(map(str, runs))}"))
-    rows = summarize_seller_play(record for file in files for record in read_episodes(file))
+        _fail(f"no episodes.jsonl under {', '.join(map(str, runs))}")
+    try:
+        rows = summarize_seller_play(record for file in files for record in read_episodes(file))
+    except CounterofferError as exc:  # a corrupt line in an episodes file: which line, and what to do
+        _fail(exc)
     if as_json:
         console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
@@ -480,7 +494,7 @@ def phases(
     settings = PhaseSettings(alpha=alpha, permutations=permutations, min_steps=min_steps, seed=seed)
     try:
         analysis = analyse_run(run, settings, shuffle=shuffle)
-    except (*USER_ERRORS, FileNotFoundError) as exc:
+    except CounterofferError as exc:
         _fail(exc)
     if as_json:
         console.print_json(json.dumps(analysis.as_dict()))
@@ -509,7 +523,7 @@ def report(
 
     try:
         target = write_report(runs, out, title=title, samples_per_buyer=samples)
-    except (*USER_ERRORS, FileNotFoundError) as exc:
+    except CounterofferError as exc:
         _fail(exc)
     console.print(f"[green]✓[/] {target} ({target.stat().st_size / 1024:.0f} kB)")
 
@@ -590,9 +604,8 @@ def experiment(
     try:
         from counteroffer.experiment import ExperimentConfig, run_experiment
         from counteroffer.experiment.summary import mixture_lines
-        from counteroffer.train import ConfigError
     except ImportError as exc:
-        _fail(ValueError(f"the experiment needs the train extra: pip install 'counteroffer[llm,train]' ({exc})"))
+        _fail(f"the experiment needs the train extra: pip install 'counteroffer[llm,train]' ({exc})")
     try:
         settings = ExperimentConfig.load(
             config,
@@ -606,7 +619,7 @@ def experiment(
             ledger=ledger,
         )
         summary = run_experiment(settings, log=lambda line: console.print(line, soft_wrap=True))
-    except (*USER_ERRORS, ConfigError, FileNotFoundError) as exc:
+    except CounterofferError as exc:
         _fail(exc)
     for line in mixture_lines(summary):
         console.print(line, soft_wrap=True, highlight=False)
@@ -626,7 +639,7 @@ def web(
     try:
         from counteroffer.web.app import serve_web  # FastAPI loads only for this command
     except ImportError as exc:
-        _fail(ValueError(f"the web app needs the serve extra: pip install 'counteroffer[serve]' ({exc})"))
+        _fail(f"the web app needs the serve extra: pip install 'counteroffer[serve]' ({exc})")
     root.mkdir(parents=True, exist_ok=True)
     serve_web(root, host=host, port=port, data_root=data)
 

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from counteroffer.agents.registry import make_agent, scripted_buyer_grid
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
+from counteroffer.defaults import BASELINE_MAX_TURNS
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.stats import Estimate, bootstrap_mean
 from counteroffer.files import write_text_atomic
 from counteroffer.game.messages import Role
@@ -52,7 +54,7 @@ class BaselineSearch(BaseModel):
     catalog: CatalogName = "amazon"
     split: str = "train"
     limit: int | None = Field(None, ge=1, description="only the first LIMIT products of the split")
-    max_turns: int = Field(4, ge=1)
+    max_turns: int = Field(BASELINE_MAX_TURNS, ge=1)
     seed: int = 0
     data_root: str | None = None
 
@@ -121,7 +123,7 @@ def run_baselines(search: BaselineSearch, out: Path | None = None) -> BaselineRe
     """Rank ``search.buyers`` by mean reward against the mixture; write ``out/baselines.json`` when given."""
     for spec in search.buyers:
         if not spec.startswith("scripted:") or spec.startswith("scripted:oracle"):
-            raise ValueError(f"the baseline search ranks scripted buyers (not the oracle), not {spec!r}")
+            raise ConfigError(f"the baseline search ranks scripted buyers (not the oracle), not {spec!r}")
     scenarios = load_scenarios(search.catalog, search.split, data_root=search.data_root, limit=search.limit).scenarios
     mixture = SellerMixture(search.sellers)
     buyers = {spec: make_agent(spec, Role.BUYER) for spec in search.buyers}

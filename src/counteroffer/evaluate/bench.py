@@ -22,6 +22,8 @@ from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.loaders import RecordProblem
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.summary import RowSummary, summarize
 from counteroffer.files import write_text_atomic
 from counteroffer.game.messages import Role
@@ -50,8 +52,8 @@ class BenchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     buyers: list[str] = Field(min_length=1, description="buyer agent specs, one table row each")
-    seller: str = Field("scripted:boulware", description="seller agent spec (always regulated)")
-    persona: str = Field("neutral", description="seller persona")
+    seller: str = Field(DEFAULT_SELLER, description="seller agent spec (always regulated)")
+    persona: str = Field(DEFAULT_PERSONA, description="seller persona")
     catalog: CatalogName = "amazon"
     split: str = "test"
     rollouts: int = Field(4, ge=1, description="episodes per scenario and buyer")
@@ -154,7 +156,7 @@ def _check_same_settings(store: EpisodeStore, jobs: list[EpisodeJob], config: Be
         if record.scenario_digest != scenario_digest(job.scenario):
             differences.append("scenario (recipe or data)")
         if differences:
-            raise ValueError(
+            raise ConfigError(
                 f"{store.path} already holds episode {job.key} played with another {', '.join(differences)}; "
                 "use another --out"
             )

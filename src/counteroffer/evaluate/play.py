@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
+from counteroffer.defaults import DEFAULT_PERSONA
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig
 from counteroffer.game.records import EpisodeRecord
@@ -15,7 +16,7 @@ def play_episode(
     buyer: str,
     seller: str,
     *,
-    persona: str = "neutral",
+    persona: str = DEFAULT_PERSONA,
     seed: int = 0,
     max_turns: int = DEFAULT_MAX_TURNS,
 ) -> EpisodeRecord:

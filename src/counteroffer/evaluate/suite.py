@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.config_file import load_yaml_model
+from counteroffer.errors import InputNotFoundError
 from counteroffer.evaluate.bench import EPISODES_FILE, BenchConfig, BenchResult, run_bench
 from counteroffer.files import write_text_atomic
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
@@ -194,7 +195,7 @@ def read_suite(out: Path) -> SuiteConfig:
     """The config a suite folder was run with."""
     path = out / SUITE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{out} is not a suite folder (no {SUITE_FILE}); run `counteroffer evaluate` first")
+        raise InputNotFoundError(f"{out} is not a suite folder (no {SUITE_FILE}); run `counteroffer evaluate` first")
     return SuiteConfig.model_validate(json.loads(path.read_text()))
 
 

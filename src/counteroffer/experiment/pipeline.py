@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from counteroffer.analysis.paired import PAIRED_FILE
 from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_entries
 from counteroffer.analysis.tables import TABLES_MARKDOWN, suite_records, suite_tables, write_tables
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_baselines
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
 from counteroffer.experiment.config import ExperimentConfig
@@ -69,7 +70,7 @@ def _silent(_: str) -> None:
     pass
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ConfigError):
     """An experiment that cannot run as asked (e.g. a summary without the trained checkpoints)."""
 
 

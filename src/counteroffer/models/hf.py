@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from counteroffer.errors import ConfigError, InputNotFoundError
 from counteroffer.models.backend import AgentFailure, Chat, ChatBackend, Completion, Sampling
 from counteroffer.models.bundled import BUNDLED_ALIASES, ensure_bundled_checkpoint
 from counteroffer.models.engine import CachedGenerator
@@ -45,7 +46,7 @@ def resolve_model_path(model: str) -> str:
     path = Path(model).expanduser()
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"no checkpoint folder {path.resolve()}: train it first (`counteroffer train ...`) or fix the path"
             )
         return str(path)
@@ -65,7 +66,7 @@ TORCH_DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bflo
 def load_model_and_tokenizer(model: str, dtype: str = "auto", device: str = "cpu"):  # noqa: ANN201
     """``from_pretrained`` for a model id, a path or the bundled alias, with a tokenizer that can pad."""
     if dtype not in TORCH_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {dtype!r}")
     path = resolve_model_path(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import jinja2
 
+from counteroffer.errors import ConfigError, InputNotFoundError
 from counteroffer.game.messages import Role, drop_thousands_separators, format_money
 from counteroffer.game.negotiation import RoleView
 from counteroffer.game.reward import PRICE_TOLERANCE
@@ -69,7 +70,7 @@ class PromptBuilder:
         search_path = [str(PACKAGED_TEMPLATES)]
         if self.settings.templates_dir is not None:
             if not Path(self.settings.templates_dir).is_dir():
-                raise FileNotFoundError(f"prompt templates folder {self.settings.templates_dir} does not exist")
+                raise InputNotFoundError(f"prompt templates folder {self.settings.templates_dir} does not exist")
             search_path.insert(0, str(self.settings.templates_dir))
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(search_path),
@@ -83,7 +84,7 @@ class PromptBuilder:
         self.persona_instructions = ""
         if role is Role.SELLER:
             if persona not in SELLER_PERSONAS and not self._has_template(f"personas/{persona}.j2"):
-                raise ValueError(f"unknown persona {persona!r}; choose from {', '.join(SELLER_PERSONAS)}")
+                raise ConfigError(f"unknown persona {persona!r}; choose from {', '.join(SELLER_PERSONAS)}")
             self.persona_instructions = self._env.get_template(f"personas/{persona}.j2").render().strip()
 
     def _has_template(self, name: str) -> bool:

@@ -33,6 +33,7 @@ from counteroffer.analysis.tables import (
     suite_records,
     suite_tables,
 )
+from counteroffer.errors import InputNotFoundError
 from counteroffer.evaluate.bench import find_episode_files
 from counteroffer.evaluate.suite import ORACLE_SPEC, SUITE_FILE, read_suite
 from counteroffer.files import write_text_atomic
@@ -107,7 +108,7 @@ def _samples(records: Sequence[EpisodeRecord], per_buyer: int) -> list[SampleEpi
 def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
     """Everything the report shows about one run folder."""
     if not run.is_dir():
-        raise FileNotFoundError(f"{run} is not a folder")
+        raise InputNotFoundError(f"{run} is not a folder")
     report = RunReport(name=run.name, path=run)
     sft_log, grpo_log = run / "sft" / LOG_FILE, run / "grpo" / LOG_FILE
     if sft_log.is_file():
@@ -140,7 +141,7 @@ def load_run(run: Path, samples_per_buyer: int = 2) -> RunReport:
         report.category_chart = data_uri(category_bars(report.categories))
         report.samples = _samples(records, samples_per_buyer)
     if not report.kinds:
-        raise FileNotFoundError(f"{run} holds no training log, suite or episodes file")
+        raise InputNotFoundError(f"{run} holds no training log, suite or episodes file")
     return report
 
 

@@ -3,7 +3,7 @@
 For users who drive a policy step by step (their own RL loop, a notebook, Gymnasium's wrappers) rather than
 through the batched engine. It is a real :class:`gymnasium.Env`, registered as ``counteroffer/Negotiation-v0``::
 
-    import counteroffer, gymnasium
+    import gymnasium, counteroffer.rollout.env  # importing this module registers the environment
     env = gymnasium.make("counteroffer/Negotiation-v0", seller="scripted:boulware", split="train", max_turns=4)
     observation, info = env.reset(seed=0)
     while True:
@@ -40,15 +40,16 @@ from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotiation
 from counteroffer.game.records import Outcome
 from counteroffer.game.transcript import messages_text, transcript_text
 from counteroffer.prompts.render import PromptBuilder
+from counteroffer.rollout.registration import ENV_ID, register_envs  # noqa: F401 - ENV_ID is re-exported
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, record_of
 from counteroffer.rollout.turns import play_exchange
 
-ENV_ID = "counteroffer/Negotiation-v0"
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ACTION_CHARS = 100_000
 _BMP = "".join(chr(c) for c in range(sys.maxunicode + 1) if c < 0x10000 and not 0xD800 <= c <= 0xDFFF)
@@ -83,9 +84,9 @@ class NegotiationEnv(gymnasium.Env[str, str]):
     def __init__(
         self,
         scenarios: Sequence[Scenario],
-        seller: Agent | str = "scripted:boulware",
+        seller: Agent | str = DEFAULT_SELLER,
         *,
-        persona: str = "neutral",
+        persona: str = DEFAULT_PERSONA,
         max_turns: int = DEFAULT_MAX_TURNS,
         buyer_name: str = "env:buyer",
         render_mode: str | None = None,
@@ -165,8 +166,8 @@ class NegotiationEnv(gymnasium.Env[str, str]):
 
 
 def make_env(
-    seller: str = "scripted:boulware",
-    persona: str = "neutral",
+    seller: str = DEFAULT_SELLER,
+    persona: str = DEFAULT_PERSONA,
     catalog: str = "amazon",
     split: str = "train",
     max_turns: int = DEFAULT_MAX_TURNS,
@@ -177,3 +178,6 @@ def make_env(
     """The registered environment's entry point: scenarios from a catalogue split, a seller spec."""
     scenarios = load_scenarios(catalog, split, data_root=data_root, limit=limit).scenarios  # type: ignore[arg-type]
     return NegotiationEnv(scenarios, seller, persona=persona, max_turns=max_turns, render_mode=render_mode)
+
+
+register_envs()  # ENV_ID, whichever way this module was imported

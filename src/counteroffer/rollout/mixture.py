@@ -11,7 +11,6 @@ policy loses to); the draw of equal weights is the uniform one, so unweighted ru
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import re
 from collections.abc import Sequence
@@ -21,7 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
+from counteroffer.defaults import DEFAULT_PERSONA
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import Role
+from counteroffer.seeding import derive_seed
 
 T = TypeVar("T")
 _LABEL = re.compile(r"^(?P<spec>.+?)\s+\((?P<persona>[\w-]+)\)$")
@@ -33,7 +35,7 @@ class SellerChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     spec: str = Field(description="seller agent spec, e.g. scripted:titfortat or openai:MODEL@URL")
-    persona: str = Field("neutral", description="seller persona")
+    persona: str = Field(DEFAULT_PERSONA, description="seller persona")
     weight: float = Field(
         1.0, gt=0, description="how often it is drawn relative to the others' weights (the draw's odds, not a label)"
     )
@@ -66,7 +68,7 @@ def draw(options: Sequence[T], key: str, seed: int, what: str, weights: Sequence
     are independent)."""
     if len(options) == 1:
         return options[0]
-    digest = int.from_bytes(hashlib.blake2b(f"{seed}|{what}|{key}".encode(), digest_size=8).digest(), "big")
+    digest = derive_seed(seed, what, key, bits=64)
     if weights is not None and len(weights) != len(options):
         raise ValueError(f"{len(weights)} weights for {len(options)} options")
     if weights is None or len(set(weights)) == 1:
@@ -85,10 +87,10 @@ class SellerMixture:
 
     def __init__(self, choices: Sequence[SellerChoice]) -> None:
         if not choices:
-            raise ValueError("a seller mixture needs at least one seller")
+            raise ConfigError("a seller mixture needs at least one seller")
         labels = [c.label for c in choices]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"a seller mixture lists a seller twice (give it a weight instead): {labels}")
+            raise ConfigError(f"a seller mixture lists a seller twice (give it a weight instead): {labels}")
         self.choices = tuple(choices)
         self.agents: dict[str, Agent] = {c.label: make_agent(c.spec, Role.SELLER, c.persona) for c in choices}
 

@@ -9,7 +9,6 @@ episodes file), and the pool is refilled from the queue so batches stay full.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from counteroffer.catalog.models import Scenario
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, episode_key
 from counteroffer.rollout.turns import PendingTurn, play_turns
+from counteroffer.seeding import derive_seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,7 @@ class EpisodeJob:
 
 def episode_seed(base_seed: int, scenario_id: str, rollout_index: int) -> int:
     """A stable seed per (scenario, rollout), the same for every buyer, so buyers are compared on paired episodes."""
-    digest = hashlib.blake2b(f"{base_seed}|{scenario_id}|{rollout_index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    return derive_seed(base_seed, scenario_id, rollout_index)
 
 
 def plan_jobs(

@@ -21,6 +21,7 @@ from typing import TypeVar
 import msgspec
 
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import CounterofferError
 from counteroffer.game.records import EpisodeMetrics, EpisodeRecord, EpisodeStatus
 
 T = TypeVar("T")
@@ -64,7 +65,7 @@ class StoredEpisode(msgspec.Struct, gc=False, frozen=True, kw_only=True):
         )
 
 
-class EpisodeStoreError(RuntimeError):
+class EpisodeStoreError(CounterofferError, RuntimeError):
     """The episodes file holds a line that is not an episode record (not just a torn last line)."""
 
 

@@ -40,6 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from counteroffer.errors import ConfigError
 from counteroffer.models.backend import Sampling
 from counteroffer.models.hf import HFChatModel, load_chat_model
 from counteroffer.serve.batcher import Batcher
@@ -264,7 +265,10 @@ def serve(
     check_exposure(host, api_key, insecure)  # before the model loads: a refused start costs nothing
     _log_to_stderr(log_level)
     name = model_name.removeprefix("hf:")
-    model = load_chat_model(name, dtype, device, max_batch)
+    try:
+        model = load_chat_model(name, dtype, device, max_batch)
+    except (OSError, ValueError, RuntimeError) as exc:  # as for an hf: agent: no such model or path, no hub, no package
+        raise ConfigError(f"cannot load model {name!r}: {exc}") from exc
     app = create_app(
         model,
         served_name=served_name or name,

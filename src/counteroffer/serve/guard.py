@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from counteroffer.errors import ConfigError
+
 API_KEY_ENV = "COUNTEROFFER_API_KEY"
 OPEN_PATHS = frozenset({"/health"})
 
@@ -33,10 +35,10 @@ class ServerLimits:
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_messages", "max_tokens"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-class ExposureError(ValueError):
+class ExposureError(ConfigError):
     """A server would be reachable from the network with no key."""
 
 

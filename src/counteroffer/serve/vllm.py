@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from counteroffer.errors import CounterofferError
+
 # --enforce-eager: on a CPU, torch.compile's warm-up costs more than it saves in short runs. On the CPU backend
 # --gpu-memory-utilization is the share of *host* memory vLLM reserves (0.92 by default, which it refuses to start
 # with beside a training process), so a small model asks for 20% and a 1 GiB KV cache. A step's token budget that
@@ -47,7 +49,7 @@ def engine_cli_args(kwargs: dict[str, object]) -> tuple[str, ...]:
 CPU_FRIENDLY_ARGS = engine_cli_args(ENGINE_KWARGS)
 
 
-class VLLMServerError(RuntimeError):
+class VLLMServerError(CounterofferError, RuntimeError):
     """The vLLM server exited or did not answer in time; the message ends with the tail of its log."""
 
 

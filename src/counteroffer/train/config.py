@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from counteroffer.catalog.recipes import CatalogName
 from counteroffer.config_file import ConfigError, load_yaml_model
+from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
 from counteroffer.prompts.settings import PromptSettings
@@ -38,7 +39,7 @@ class SellerMixSection(Section):
     """
 
     sellers: list[SellerChoice] = Field(
-        default_factory=lambda: [SellerChoice(spec="scripted:linear")],
+        default_factory=lambda: [SellerChoice(spec=DEFAULT_SELLER)],
         min_length=1,
         description="sellers drawn per product (seeded, uniformly unless weighted; a GRPO group meets one seller); "
         "each a spec string or {spec, persona, weight}; always regulated by the game",
@@ -51,8 +52,8 @@ class SellerMixSection(Section):
             if "sellers" in data:
                 raise ValueError("give either sellers (a list) or seller/persona, not both")
             data = dict(data)
-            spec = data.pop("seller", "scripted:linear")
-            data["sellers"] = [{"spec": spec, "persona": data.pop("persona", "neutral")}]
+            spec = data.pop("seller", DEFAULT_SELLER)
+            data["sellers"] = [{"spec": spec, "persona": data.pop("persona", DEFAULT_PERSONA)}]
         return data
 
 

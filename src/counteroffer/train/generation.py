@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from counteroffer.models.backend import Sampling
 from counteroffer.models.engine import CachedGenerator, GeneratedTurn
+from counteroffer.seeding import derive_seed
 
 if TYPE_CHECKING:
     import torch
@@ -68,7 +69,7 @@ class VLLMGenerator:
             return []
         if self.mode == "server":
             # The server takes one seed per request; the batch's is derived from its members' (order-independent).
-            seed = sum(seeds) % 2**31
+            seed = derive_seed("batch", *sorted(seeds), bits=31)
             output = self.engine.vllm_client.generate(
                 prompts=[list(p) for p in prompts],
                 n=1,

@@ -24,6 +24,7 @@ from typing import Any
 from counteroffer.agents import LLMAgent
 from counteroffer.analysis.phases import mutual_interest_deadlock_rate
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.summary import mean_metrics
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import GameConfig
@@ -34,6 +35,7 @@ from counteroffer.models.hf import HFBackend, HFChatModel
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
+from counteroffer.seeding import derive_seed
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.generation import CachedGenerator, TurnGenerator, VLLMGenerator, sync_by_reload_on_cpu
 from counteroffer.train.logs import TrainLog, TrainLogEntry
@@ -138,7 +140,9 @@ class EpisodeRollout:
             records = gather_object(records)
         if not trainer.accelerator.is_main_process:
             return
-        samples = random.Random(step).sample(records, min(self.config.grpo.sample_transcripts, len(records)))
+        samples = random.Random(derive_seed(self.config.seed, "samples", step)).sample(
+            records, min(self.config.grpo.sample_transcripts, len(records))
+        )
         fields: dict[str, Any] = {"game": game_metrics(records), "samples": [transcript_text(r) for r in samples]}
         group_size = self.config.grpo.group_size
         fields["groups"] = {
@@ -257,7 +261,7 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     from trl import GRPOConfig, GRPOTrainer
 
     if config.role is not Role.BUYER:
-        raise ValueError(
+        raise ConfigError(
             "GRPO trains the buyer (role: buyer); a trained seller plays as a frozen, regulated opponent: name its "
             "checkpoint in grpo.sellers as hf:PATH"
         )
@@ -266,20 +270,20 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     checkpoint, log = start_stage(out, resume)
     init = settings.init or str(config.sft_dir / "final")
     if settings.init is None and not Path(init).is_dir():
-        raise ValueError(
+        raise ConfigError(
             f"GRPO starts from the SFT checkpoint {init}, which does not exist: run `train sft` first or set grpo.init"
         )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     episodes = settings.products_per_step * settings.group_size
     per_step = settings.per_device_batch_size * world_size
     if episodes % per_step:
-        raise ValueError(
+        raise ConfigError(
             f"products_per_step × group_size = {episodes} episodes per step must be a multiple of "
             f"per_device_batch_size × processes = {per_step}"
         )
     scenarios, validation = training_scenarios(config)
     if config.evaluation.every_steps and not validation:
-        raise ValueError("evaluation.every_steps needs held-out products: set validation_products")
+        raise ConfigError("evaluation.every_steps needs held-out products: set validation_products")
     model, tokenizer = load_trainable(init, config.dtype)
     sellers = SellerMixture(settings.sellers)
     args = GRPOConfig(
@@ -321,7 +325,7 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     if args.use_vllm and args.vllm_mode == "colocate":
         sync_by_reload_on_cpu(trainer)
     if config.evaluation.every_steps and trainer.is_deepspeed_enabled:
-        raise ValueError(
+        raise ConfigError(
             "evaluation.every_steps generates with the in-process model, which DeepSpeed shards; set it "
             "to 0 and evaluate saved checkpoints with `counteroffer bench --buyer hf:CHECKPOINT`"
         )

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from counteroffer.config_file import validation_problems
+from counteroffer.errors import InputError
 
 LOG_FILE = "train_log.jsonl"
 
@@ -71,7 +72,7 @@ class TrainLogEntry(BaseModel):
         return entry if isinstance(entry, TrainLogEntry) else cls.model_validate(entry)
 
 
-class TrainLogError(ValueError):
+class TrainLogError(InputError):
     """A line of a train log that is not JSON or not a log record; the message gives FILE:LINE."""
 
 

@@ -29,6 +29,7 @@ import msgspec
 from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
@@ -36,6 +37,7 @@ from counteroffer.game.reward import PRICE_TOLERANCE
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.mixture import draw, draw_seller
 from counteroffer.rollout.runner import EpisodeJob, episode_seed, run_episodes
+from counteroffer.seeding import derive_seed
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.log_records import TrainLogEntry
 from counteroffer.train.model import load_trainable, peft_config, save_final
@@ -135,7 +137,8 @@ def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
     order = {job.key: i for i, job in enumerate(jobs)}
     kept = sorted((r for r in records if good(r)), key=lambda r: order[r.key])
     if settings.max_demos is not None and len(kept) > settings.max_demos:
-        kept = sorted(random.Random(config.seed).sample(kept, settings.max_demos), key=lambda r: order[r.key])
+        sample = random.Random(derive_seed(config.seed, "demos")).sample(kept, settings.max_demos)
+        kept = sorted(sample, key=lambda r: order[r.key])
     return kept
 
 
@@ -171,7 +174,7 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     demos = make_demonstrations(config)
     if not demos:
-        raise ValueError(
+        raise ConfigError(
             "no demonstration was worth keeping (a deal within budget or a refusal to overpay): "
             "check sft.demo_buyers and sft.sellers"
             if config.role is Role.BUYER

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import load_scenarios
+from counteroffer.errors import ConfigError
+from counteroffer.seeding import derive_seed
 from counteroffer.train.config import OptimSettings, TrainConfig
 from counteroffer.train.logs import TrainLog
 
@@ -21,13 +22,13 @@ def training_scenarios(config: TrainConfig) -> tuple[list[Scenario], list[Scenar
     """
     scenarios = load_scenarios(config.catalog, "train", data_root=config.data_root).scenarios
     if config.validation_products >= len(scenarios):
-        raise ValueError(
+        raise ConfigError(
             f"validation_products = {config.validation_products} leaves nothing to train on "
             f"({len(scenarios)} train products)"
         )
 
-    def rank(scenario: Scenario) -> bytes:
-        return hashlib.blake2b(f"{config.seed}|validation|{scenario.scenario_id}".encode(), digest_size=8).digest()
+    def rank(scenario: Scenario) -> int:
+        return derive_seed(config.seed, "validation", scenario.scenario_id, bits=64)
 
     held_out = {s.scenario_id for s in sorted(scenarios, key=rank)[: config.validation_products]}
     return [s for s in scenarios if s.scenario_id not in held_out], [s for s in scenarios if s.scenario_id in held_out]
@@ -58,7 +59,7 @@ def start_stage(out: Path, resume: bool) -> tuple[Path | None, TrainLog]:
     """
     checkpoint = last_checkpoint(out)
     if checkpoint is not None and not resume:
-        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another out")
     start_step = int(checkpoint.name.rpartition("-")[2]) if checkpoint is not None else 0
     return checkpoint, TrainLog(out, enabled=is_main_process(), start_step=start_step)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from counteroffer.errors import CounterofferError
 from counteroffer.models.backend import Chat
 from counteroffer.models.stop_tokens import stop_token_ids
 
@@ -23,7 +24,7 @@ from counteroffer.models.stop_tokens import stop_token_ids
 _SENTINEL = "\u2063COUNTEROFFER-SENTINEL\u2063"
 
 
-class TemplateDriftError(RuntimeError):
+class TemplateDriftError(CounterofferError, RuntimeError):
     """The chat template renders earlier turns differently once a new turn is added."""
 
 

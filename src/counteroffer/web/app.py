@@ -30,6 +30,8 @@ from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.analysis.compare import compare_tables
 from counteroffer.analysis.tables import PaperTable
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
+from counteroffer.defaults import DEFAULT_MAX_TURNS, DEFAULT_PERSONA
+from counteroffer.errors import ConfigError
 from counteroffer.evaluate.bench import EPISODES_FILE, find_episode_files
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.records import EpisodeRecord
@@ -163,18 +165,18 @@ def create_app(root: Path, data_root: str | None = None) -> FastAPI:
     def play_start(
         role: Annotated[Role, Form()],
         opponent: Annotated[str, Form()],
-        persona: Annotated[str, Form()] = "neutral",
+        persona: Annotated[str, Form()] = DEFAULT_PERSONA,
         catalog: Annotated[str, Form()] = "amazon",
         split: Annotated[str, Form()] = "test",
         index: Annotated[int, Form(ge=0)] = 0,
-        max_turns: Annotated[int, Form(ge=1, le=50)] = 6,
+        max_turns: Annotated[int, Form(ge=1, le=50)] = DEFAULT_MAX_TURNS,
         token: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
         check_token(token)
         try:
             scenarios = load_scenarios(catalog, split, data_root=data_root).scenarios  # type: ignore[arg-type]
             if index >= len(scenarios):
-                raise ValueError(f"scenario {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
+                raise ConfigError(f"scenario {index} is past the {len(scenarios)} scenarios of {catalog}/{split}")
             with moves:
                 key = (opponent, role, persona)
                 if key not in opponents:

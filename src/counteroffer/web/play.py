@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
+from counteroffer.errors import ConfigError
 from counteroffer.game.messages import Action, ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, episode_key
@@ -29,7 +30,7 @@ ACTIONS = {
 }
 
 
-class GameStateError(ValueError):
+class GameStateError(ConfigError):
     """A move that the game cannot take now: it is over, or it is the agent's turn."""
 
 

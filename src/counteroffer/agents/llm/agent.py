@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
+from counteroffer.defaults import DEFAULT_PERSONA
 from counteroffer.game.messages import FormatError, Role, parse_message
 from counteroffer.models.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.prompts.settings import PromptSettings
+from counteroffer.seeding import derive_seed
 
 DEFAULT_TEMPERATURE = {Role.BUYER: 1.0, Role.SELLER: 0.7}  # the paper's sampling settings
 REASK_TEMPLATE = (
@@ -31,7 +33,7 @@ class LLMAgent(Agent):
         backend: ChatBackend,
         sampling: Sampling,
         *,
-        persona: str = "neutral",
+        persona: str = DEFAULT_PERSONA,
         prompts: PromptSettings | None = None,
         reasks: int = 2,
         fallback: Agent | None = None,
@@ -84,7 +86,7 @@ class LLMAgent(Agent):
             if not retry:
                 break
             retry_chats = [_reask_chat(chats[i], replies[i], self.role) for i in retry]  # type: ignore[arg-type]
-            retry_seeds = [seeds[i] + attempt + 1 for i in retry]
+            retry_seeds = [derive_seed(seeds[i], "reask", attempt, bits=31) for i in retry]
             completions = self.backend.complete(retry_chats, [self.sampling] * len(retry), retry_seeds)
             for i, completion in zip(retry, completions, strict=True):
                 previous = replies[i]

@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 
 from counteroffer.prompts.personas import Persona
+from counteroffer.seeding import derive_seed
 
 # Where a catalogue title stops naming the product and starts listing its specifications.
 _NAME_END = re.compile(r"\s*(?:[,:;(\[|]|\s[-\u2013\u2014]\s)")
@@ -144,5 +145,5 @@ SELLER_PHRASES: dict[Persona, dict[Situation, tuple[str, ...]]] = {
 
 
 def pick(options: tuple[str, ...], seed: int, turn: int) -> str:
-    """A deterministic choice that varies across episodes and turns (cheaper than seeding an RNG per message)."""
-    return options[(seed * 2654435761 + turn * 40503) % len(options)]
+    """A deterministic choice that varies across episodes and turns (a hash of the two, not an RNG per message)."""
+    return options[derive_seed(seed, "phrase", turn) % len(options)]
