@@ -62,13 +62,11 @@ def _convert(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from counteroffer.compat import drop_quantizer_state
+
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The dequantised weights are plain float tensors; what remains of the GGUF quantizer only blocks saving.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    drop_quantizer_state(model)
     staging = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_NAME}.", dir=target.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)

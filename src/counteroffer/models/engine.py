@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from counteroffer.compat import cache_layer_base, cache_with_layers
 from counteroffer.models.backend import Sampling
 
 BUCKET_TOKENS = 16  # cached sequences are looked up by their first tokens
@@ -86,7 +86,7 @@ class _Row:
     logprobs: list[float] = field(default_factory=list)
 
 
-class _GrowingLayer(DynamicLayer):
+class _GrowingLayer(cache_layer_base()):
     """A cache layer over a preallocated buffer: ``update`` writes in place instead of concatenating."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
@@ -124,8 +124,9 @@ class _Batch:
                 self.mask[row, width - n : width] = 1
                 self.positions[row] = n
         self.length = width
-        self.cache = DynamicCache()
-        self.cache.layers = [_GrowingLayer(self.buffer[i, 0], self.buffer[i, 1], width) for i in range(layers)]
+        self.cache = cache_with_layers(
+            [_GrowingLayer(self.buffer[i, 0], self.buffer[i, 1], width) for i in range(layers)]
+        )
 
     def feed(self, model, tokens: torch.Tensor, valid: torch.Tensor, cache_argument: str) -> torch.Tensor:  # noqa: ANN001
         """Feed ``tokens`` (rows × q, right-aligned, ``valid`` marks real ones); the last column's logits."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from counteroffer.compat import max_tokens_per_step, replace_weight_sync, reprocess_weights, trainer_vllm_engine
 from counteroffer.models.backend import Sampling
 from counteroffer.models.engine import CachedGenerator, GeneratedTurn
 from counteroffer.seeding import derive_seed
@@ -56,7 +57,7 @@ class VLLMGenerator:
     """
 
     def __init__(self, trainer) -> None:  # noqa: ANN001 - a trl.GRPOTrainer with use_vllm=True
-        self.engine = trainer.vllm_generation
+        self.engine = trainer_vllm_engine(trainer)
         self.mode = trainer.args.vllm_mode
 
     def reset(self) -> None:
@@ -123,8 +124,7 @@ def _unsplit_prompt_runs(llm, prompts: Sequence[Sequence[int]]) -> list[range]: 
 
     if not current_platform.is_cpu():
         return [range(len(prompts))]
-    budget = llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
-    return within_token_budget([len(p) for p in prompts], budget)
+    return within_token_budget([len(p) for p in prompts], max_tokens_per_step(llm))
 
 
 def _repack_output_head(worker) -> None:  # noqa: ANN001 - a vLLM worker; runs inside the engine
@@ -132,8 +132,8 @@ def _repack_output_head(worker) -> None:  # noqa: ANN001 - a vLLM worker; runs i
     nothing into it and skips it, but the CPU backend packed a copy of its weight for the final GEMM at start-up:
     without this the logits come from the old embedding."""
     head = getattr(worker.model_runner.model, "lm_head", None)
-    if head is not None and getattr(head, "quant_method", None) is not None:
-        head.quant_method.process_weights_after_loading(head)
+    if head is not None:
+        reprocess_weights(head)
 
 
 def reload_colocated_weights(llm, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:  # noqa: ANN001
@@ -159,8 +159,7 @@ def sync_by_reload_on_cpu(trainer) -> None:  # noqa: ANN001 - a trl.GRPOTrainer 
     from vllm.platforms import current_platform
 
     if current_platform.is_cpu():
-        engine = trainer.vllm_generation
-        engine.sync_weights = lambda: reload_colocated_weights(engine.llm, engine._iter_named_params())
+        replace_weight_sync(trainer, reload_colocated_weights)
 
 
 def within_token_budget(lengths: Sequence[int], budget: int) -> list[range]:
