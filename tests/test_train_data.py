@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import make_scenario, message
+from conftest import make_scenario, message, run_cli
 
 from counteroffer.agents import make_agent
 from counteroffer.agents.llm.factory import HFSettings
@@ -35,7 +35,7 @@ from counteroffer.train.sft import (
     seller_standing_price,
     sft_example,
 )
-from counteroffer.train.stage import trainer_arguments, training_scenarios
+from counteroffer.train.stage import trainer_arguments, training_scenarios, trl_arguments
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens, TemplateDriftError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -96,6 +96,30 @@ def test_overrides_set_nested_fields(tmp_path: Path) -> None:
     config = load_config(path, {"grpo.steps": 2, "grpo.lora.enabled": True, "out": str(tmp_path)})
     assert config.grpo.steps == 2 and config.grpo.lora.enabled and config.out == tmp_path
     assert config.grpo.learning_rate == TrainConfig().grpo.learning_rate  # untouched defaults stay
+
+
+def test_a_recipe_passes_any_trl_option_through_and_refuses_unknown_or_taken_ones(tmp_path: Path) -> None:
+    from trl import GRPOConfig, SFTConfig
+
+    config = load_config(
+        CONFIGS / "cpu-smollm2.yaml", {"grpo.trl": {"num_iterations": 2, "epsilon_high": 0.28, "top_k": 20}}
+    )
+    recipe = trainer_arguments(config.grpo, tmp_path, 0) | {"num_generations": 4, "generation_batch_size": 16}
+    args = GRPOConfig(**trl_arguments(GRPOConfig, "grpo", config.grpo.trl, **recipe))
+    assert (args.num_iterations, args.epsilon_high, args.top_k) == (2, 0.28, 20)
+    with pytest.raises(ConfigError, match=r"grpo.trl: not a field of trl.GRPOConfig: num_iteration \(did you mean "
+                       r"num_iterations\?\); valid fields: .*epsilon_high"):  # fmt: skip
+        trl_arguments(GRPOConfig, "grpo", {"num_iteration": 2}, output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="sft.trl: learning_rate set by the recipe's own fields"):
+        trl_arguments(SFTConfig, "sft", {"learning_rate": 1.0}, **trainer_arguments(config.sft, tmp_path, 0))
+
+
+def test_a_misspelt_trl_option_stops_training_before_any_work(tmp_path: Path) -> None:
+    result = run_cli("train", "sft", CONFIGS / "cpu-smollm2.yaml", "--set", f"out={tmp_path}",
+                     "--set", 'sft.trl={"num_train_epoch": 2}')  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "sft.trl: not a field of trl.SFTConfig: num_train_epoch (did you mean num_train_epochs?)" in result.stderr
+    assert not (tmp_path / "sft" / "demos.jsonl").exists()
 
 
 def test_each_stage_sets_its_own_learning_rate_schedule(tmp_path: Path) -> None:

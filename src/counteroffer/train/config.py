@@ -13,7 +13,7 @@ spec (scripted, or an LLM seller behind an OpenAI-compatible endpoint such as ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -94,6 +94,12 @@ class OptimSettings(Section):
     save_total_limit: int | None = Field(3, ge=1, description="keep at most this many checkpoints")
     deepspeed: Path | None = Field(None, description="DeepSpeed JSON config (multi-GPU); null = none")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other field of TRL's SFTConfig (sft) or GRPOConfig (grpo), passed through as is (e.g. "
+        "num_iterations, epsilon_high, top_k, importance-sampling settings); an unknown name or one the recipe "
+        "sets through its own fields is a config error",
+    )
 
 
 class SFTSettings(OptimSettings, SellerMixSection):

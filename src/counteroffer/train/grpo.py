@@ -48,6 +48,7 @@ from counteroffer.train.stage import (
     times_played,
     trainer_arguments,
     training_scenarios,
+    trl_arguments,
 )
 from counteroffer.train.tokens import ChatTokenizer
 
@@ -287,24 +288,29 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
     model, tokenizer = load_trainable(init, config.dtype)
     sellers = SellerMixture(settings.sellers)
     args = GRPOConfig(
-        **trainer_arguments(settings, out, config.seed),
-        max_steps=settings.steps,
-        gradient_accumulation_steps=episodes // per_step,
-        generation_batch_size=episodes,
-        num_generations=settings.group_size,
-        beta=settings.beta,
-        epsilon=settings.epsilon,
-        loss_type=settings.loss_type,
-        scale_rewards=settings.scale_rewards,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        max_completion_length=settings.max_new_tokens,  # per turn: what vLLM is asked for at each call
-        use_vllm=settings.generation.backend == "vllm",
-        vllm_mode=settings.generation.vllm_mode,
-        vllm_server_base_url=settings.generation.vllm_server_base_url,
-        vllm_gpu_memory_utilization=settings.generation.vllm_gpu_memory_utilization,
-        vllm_tensor_parallel_size=settings.generation.vllm_tensor_parallel_size,
-        log_completions=False,
+        **trl_arguments(
+            GRPOConfig,
+            "grpo",
+            settings.trl,
+            **trainer_arguments(settings, out, config.seed),
+            max_steps=settings.steps,
+            gradient_accumulation_steps=episodes // per_step,
+            generation_batch_size=episodes,
+            num_generations=settings.group_size,
+            beta=settings.beta,
+            epsilon=settings.epsilon,
+            loss_type=settings.loss_type,
+            scale_rewards=settings.scale_rewards,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            max_completion_length=settings.max_new_tokens,  # per turn: what vLLM is asked for at each call
+            use_vllm=settings.generation.backend == "vllm",
+            vllm_mode=settings.generation.vllm_mode,
+            vllm_server_base_url=settings.generation.vllm_server_base_url,
+            vllm_gpu_memory_utilization=settings.generation.vllm_gpu_memory_utilization,
+            vllm_tensor_parallel_size=settings.generation.vllm_tensor_parallel_size,
+            log_completions=False,
+        )
     )
     dataset = Dataset.from_dict({"prompt": grpo_prompts(scenarios, settings.conflicting_repeats)})
     callbacks: list = [log]

@@ -41,7 +41,7 @@ from counteroffer.seeding import derive_seed
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.log_records import TrainLogEntry
 from counteroffer.train.model import load_trainable, peft_config, save_final
-from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios
+from counteroffer.train.stage import start_stage, times_played, trainer_arguments, training_scenarios, trl_arguments
 from counteroffer.train.tokens import ChatTokenizer, EpisodeTokens
 
 DEMOS_FILE = "demos.jsonl"
@@ -170,6 +170,18 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
 
     settings = config.sft
     out = config.sft_dir
+    # Built first: a misspelt pass-through option fails before the demonstrations are played.
+    args = SFTConfig(
+        **trl_arguments(
+            SFTConfig,
+            "sft",
+            settings.trl,
+            **trainer_arguments(settings, out, config.seed),
+            num_train_epochs=settings.epochs,
+            gradient_accumulation_steps=settings.gradient_accumulation_steps,
+            max_length=settings.max_length,
+        )
+    )
     checkpoint, log = start_stage(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     demos = make_demonstrations(config)
@@ -206,12 +218,6 @@ def run_sft(config: TrainConfig, *, resume: bool = False) -> Path:
                 tokens=sum(len(e["input_ids"]) for e in kept),
             )
         )
-    args = SFTConfig(
-        **trainer_arguments(settings, out, config.seed),
-        num_train_epochs=settings.epochs,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        max_length=settings.max_length,
-    )
     trainer = SFTTrainer(
         model=model,
         args=args,

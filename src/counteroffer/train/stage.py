@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,29 @@ def native_bf16() -> bool:
 
 def resolve_bf16(setting: bool | str) -> bool:
     return native_bf16() if setting == "auto" else bool(setting)
+
+
+def trl_arguments(config_class: type, section: str, passed: Mapping[str, Any], **recipe: Any) -> dict[str, Any]:
+    """The keyword arguments of a TRL config (``SFTConfig``, ``GRPOConfig``): what the recipe sets from its own
+    fields, plus the section's ``trl`` pass-through mapping. A pass-through name that is not a field of
+    ``config_class`` is a config error listing the valid ones; one the recipe already sets is refused (set it
+    through the recipe's own field, which may derive or check it)."""
+    valid = {field.name for field in dataclasses.fields(config_class) if field.init}
+    unknown = sorted(set(passed) - valid)
+    if unknown:
+        close = {name: difflib.get_close_matches(name, valid, n=1) for name in unknown}
+        hints = ", ".join(f"{name} (did you mean {found[0]}?)" if found else name for name, found in close.items())
+        raise ConfigError(
+            f"{section}.trl: not a field of trl.{config_class.__name__}: {hints}; valid fields: "
+            + ", ".join(sorted(valid))
+        )
+    taken = sorted(set(passed) & set(recipe))
+    if taken:
+        raise ConfigError(
+            f"{section}.trl: {', '.join(taken)} set by the recipe's own fields (e.g. {section}.learning_rate, "
+            f"{section}.steps, {section}.temperature): set them there"
+        )
+    return {**recipe, **passed}
 
 
 def trainer_arguments(settings: OptimSettings, out: Path, seed: int) -> dict[str, Any]:
