@@ -166,6 +166,7 @@ def training(args: argparse.Namespace, out: Path) -> list[dict]:
             if stage == "grpo":
                 row["grpo_rewards"] = [e.game["reward"] for e in log if e.kind == "train" and e.game is not None]
                 row["grpo_rollout_seconds"] = [e.rollout["seconds"] for e in log if e.rollout is not None]
+                row["grpo_grad_norms"] = [e.trainer["grad_norm"] for e in log if "grad_norm" in e.trainer]
         row["losses"] = losses
         row["losses_finite"] = bool(losses) and all(math.isfinite(x) for x in losses)
         row["sft_changed_weights"] = weights_changed(Path(_bundled()), sft_final)

@@ -437,8 +437,7 @@ def test_a_server_beyond_loopback_needs_a_key() -> None:
 def test_a_bounded_load_loses_no_valid_request_and_answers_every_bad_one(loaded_model: object) -> None:
     """The load test of bench/bench_serve_load.py, smaller: 16 concurrent clients, valid requests mixed with
     unauthorised, oversized and malformed ones (BENCHMARKS.md has the 64-client run)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    import bench_serve_load as load
+    from counteroffer.serve import load
 
     with running_server(loaded_model, api_key=load.KEY, limits=ServerLimits(**load.LIMITS)) as served:
         outcomes = asyncio.run(load.run_load(served.base_url, clients=16, requests=64, seed=3))
