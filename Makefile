@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup vllm-setup demo test test-all test-vllm bench lint clean
+.PHONY: setup vllm-setup demo test test-slow test-all test-vllm bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo: $(STAMP)
 # pytest's exit code 5 ("no tests collected") is a failure here, like every other non-zero code.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests marked slow alone (real training runs, the GPU check's CPU run, long robustness runs): CI runs them
+# after the fast set.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow and not vllm" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)

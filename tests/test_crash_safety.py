@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import CLI, run_cli
 
 BENCH = ["bench", "--buyer", "scripted:naive", "--buyer", "scripted:anchor", "--buyer", "scripted:oracle",
@@ -27,6 +28,7 @@ def episodes(path: Path) -> list[dict]:
     return [json.loads(line) for line in data.splitlines()]
 
 
+@pytest.mark.slow
 def test_bench_killed_at_random_moments_resumes_to_the_uninterrupted_result(shared_data: Path, tmp_path: Path) -> None:
     reference = run_cli(*BENCH, "--data", shared_data, "--out", tmp_path / "reference", timeout=300)
     assert reference.returncode == 0, reference.stderr

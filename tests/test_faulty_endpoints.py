@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from fake_openai_server import FakeOpenAI, serve
 
 from counteroffer.evaluate.bench import BenchConfig, run_bench
@@ -21,6 +22,7 @@ from counteroffer.evaluate.bench import BenchConfig, run_bench
 FAULTS = {"status:500": 0.08, "status:429:0.2": 0.05, "hang:1.5": 0.03, "cut": 0.04, "drop": 0.04, "malformed": 0.06}
 
 
+@pytest.mark.slow
 def test_a_bench_against_a_faulty_endpoint_loses_and_repeats_nothing(shared_data: Path, tmp_path: Path) -> None:
     with serve(FakeOpenAI()) as server:
         server.fake.chaos(FAULTS, seed=1)

@@ -9,6 +9,7 @@ protocol and format errors, invalid unicode, truncated Talk, over-budget offers)
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from invariants import check_episode
@@ -93,6 +94,7 @@ def message_text(draw: st.DrawFn, game: Negotiation) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 @settings(max_examples=EPISODES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 @given(scenario=scenarios(), max_turns=st.integers(1, 4), data=st.data())

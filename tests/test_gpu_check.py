@@ -20,6 +20,7 @@ def tiny_check(out: Path, data: Path, *extra: str) -> subprocess.CompletedProces
     return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=1100, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_the_gpu_check_runs_tiny_on_cpu(tmp_path: Path, shared_data: Path) -> None:
     result = tiny_check(tmp_path, shared_data)
@@ -39,6 +40,7 @@ def test_the_gpu_check_runs_tiny_on_cpu(tmp_path: Path, shared_data: Path) -> No
     assert report["logprobs"]["max_abs_difference"] <= 2e-3
 
 
+@pytest.mark.slow
 def test_the_gpu_check_runs_only_the_parts_asked_for(tmp_path: Path, shared_data: Path) -> None:
     """``--parts generation`` (the CPU side of the GPU ratio) passes without a training run or a log-prob check."""
     result = tiny_check(tmp_path, shared_data, "--parts", "generation")

@@ -31,6 +31,8 @@ from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE
 from counteroffer.train.logs import LOG_FILE
 
 pytest.importorskip("trl")
+# Real SFT and GRPO runs of the bundled model (minutes each): the slow set, which CI runs after the fast one.
+pytestmark = pytest.mark.slow
 
 TEMPLATES = {
     "buyer.j2": "You buy: {{ title }}. Asking {{ asking_price }}. Your budget: {{ private_value }}. "
