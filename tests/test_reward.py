@@ -1,4 +1,4 @@
-"""The verifiable buyer reward and the per-episode metrics (DESIGN.md §1)."""
+"""The verifiable buyer reward and the per-episode metrics (docs/design.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The four phases of training (DESIGN.md §1), found in a GRPO run's ``train_log.jsonl`` by permutation tests.
+"""The four phases of training (docs/design.md §1), found in a GRPO run's ``train_log.jsonl`` by permutation tests.
 
 Each GRPO step of the log gives signals: the game metrics of the step's rollouts and its sample transcripts,
 whose buyer Talk is searched for persuasion markers (:data:`PERSUASION_LEXICON`). A phase is a change of one

@@ -1,4 +1,4 @@
-"""The negotiation state machine (DESIGN.md §1).
+"""The negotiation state machine (docs/design.md §1).
 
 The buyer moves first; a turn is one buyer message and the seller's reply; the episode ends on a DEAL, a QUIT,
 a buyer format or protocol error, or the turn limit. The asking price is the seller's standing offer until it

@@ -88,7 +88,7 @@ class MessageRecord(msgspec.Struct, gc=False, kw_only=True):
 
 
 class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):
-    """Per-episode metrics of DESIGN.md §1. ``None`` where a metric is undefined for this episode."""
+    """Per-episode metrics of docs/design.md §1. ``None`` where a metric is undefined for this episode."""
 
     reward: float
     deal: bool

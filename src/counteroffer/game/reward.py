@@ -14,7 +14,7 @@ VALUE_EPSILON = 1e-6
 
 
 def buyer_reward(outcome: Outcome, price: float | None, budget: float, cost: float) -> float:
-    """The buyer's reward (DESIGN.md §1).
+    """The buyer's reward (docs/design.md §1).
 
     - deal at P <= B: clip((B - P) / |B - C|, -1, 1); when B == C the surplus range is empty and the reward is 0
     - deal at P > B (budget overshoot) or a buyer format/protocol error: -1
