@@ -62,7 +62,7 @@ def paired_differences(
         for buyer in config.buyers:
             if buyer == reference or buyer not in rewards:
                 continue
-            pairs = sorted(rewards[buyer].keys() & base.keys(), key=lambda pair: (pair.scenario_id, pair.rollout_index))
+            pairs = list(rewards[buyer].keys() & base.keys())  # the interval does not depend on their order
             deltas = [rewards[buyer][pair] - base[pair] for pair in pairs]
             differences.append(
                 PairedDifference(
