@@ -58,7 +58,7 @@ class Estimate(BaseModel):
 
 
 def _cluster_totals(values: np.ndarray, clusters: Sequence[Hashable] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each cluster's sum and count, clusters in a canonical order (sorted by key; values sorted within), so the
+    """Each cluster's sum and count, clusters in a canonical order (sorted by key; exact sums within), so the
     result is a function of the (cluster, value) pairs as a set, whatever order they were read in."""
     if clusters is None:
         data = np.sort(values)
@@ -69,7 +69,7 @@ def _cluster_totals(values: np.ndarray, clusters: Sequence[Hashable] | None) -> 
     for key, value in zip(clusters, values.tolist(), strict=True):
         groups.setdefault(repr(key), []).append(value)
     keys = sorted(groups)
-    sums = np.array([math.fsum(sorted(groups[key])) for key in keys])
+    sums = np.array([math.fsum(groups[key]) for key in keys])  # exact: the order of the values is irrelevant
     counts = np.array([len(groups[key]) for key in keys], dtype=float)
     return sums, counts
 
