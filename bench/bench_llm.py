@@ -8,13 +8,17 @@ buyer setting) and the same ``max_new_tokens``:
 - ``engine``: ``run_episodes`` with an ``hf:`` buyer against ``scripted:boulware`` at concurrency ``batch``
   (prompt building, batching, parsing, the game and the records included); every batch of chats it sends to
   the model is recorded;
-- ``raw``: then, on exactly those batches, tokenise with left padding, call ``model.generate`` and decode: the
-  same work without the engine.
+- ``raw``: then, on exactly those batches, the same token ids through
+  :class:`~counteroffer.models.reference.GenerateReference` (plain ``model.generate``, padded on the left, every
+  prompt fed whole) and decoded: the same work without the engine. (Until issue 33 this side let the tokenizer pad
+  on the right, so ``generate`` continued from pad tokens: not a baseline.)
 
 Tokens are counted the same way on both sides (the generated text up to the end-of-turn token, re-tokenised).
-The ratio engine/raw is the number to watch (target ≥ 0.9 at batch 8); peak RSS is reported after each stage.
+The ratio engine/raw is the number to watch (target ≥ 3 at the same batch and dtype); peak RSS is reported after each
+stage.
 
-Usage: python bench/bench_llm.py [--batches 1 4 8 16] [--rounds 2] [--max-new-tokens 48] [--json out.json]
+Usage: python bench/bench_llm.py [--batches 1 4 8 16] [--rounds 2] [--max-new-tokens 48] [--dtype float32]
+       [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from counteroffer.catalog import load_scenarios
 from counteroffer.game import Negotiation, Role
 from counteroffer.models.backend import Sampling
 from counteroffer.models.hf import load_chat_model
+from counteroffer.models.reference import GenerateReference
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.rollout.runner import plan_jobs, run_episodes
 
@@ -54,16 +59,17 @@ def main() -> None:
         default=0.0,
         help="0 (greedy, the default) makes both sides generate identical tokens, so the ratio is pure overhead",
     )
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    chat_model = load_chat_model(args.model)
+    chat_model = load_chat_model(args.model, dtype=args.dtype)
     tokenizer = chat_model.tokenizer
     sampling = Sampling(temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     scenarios = load_scenarios("amazon", "test").scenarios
     builder = PromptBuilder(Role.BUYER)
-    spec = f"hf:{args.model}?max_new_tokens={args.max_new_tokens}&temperature={args.temperature}"
+    spec = f"hf:{args.model}?max_new_tokens={args.max_new_tokens}&temperature={args.temperature}&dtype={args.dtype}"
 
     def token_count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -97,24 +103,16 @@ def main() -> None:
         engine_tokens = sum(token_count(m.raw) for r in records for m in r.messages if m.role is Role.BUYER)
         engine_rss = peak_rss_mb()
 
-        # ... then raw model.generate on exactly those batches: tokenise with left padding, generate, decode.
+        # ... then plain model.generate on exactly those batches: the same token ids, padded on the left.
+        raw = GenerateReference(chat_model.model, tokenizer.pad_token_id, chat_model.stop_token_ids, max_batch=batch)
         start, raw_tokens = time.perf_counter(), 0
         for index, chats in enumerate(sent):
-            prompts = [chat_model.render(chat) for chat in chats]
-            encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            torch.manual_seed(index)
-            sample = {"do_sample": True, "temperature": sampling.temperature} if sampling.temperature > 0 else {}
-            with torch.inference_mode():
-                generated = chat_model.model.generate(
-                    **encoded,
-                    **sample,
-                    max_new_tokens=sampling.max_new_tokens,
-                    eos_token_id=chat_model.stop_token_ids,
-                    pad_token_id=tokenizer.pad_token_id,
+            prompts = [tokenizer(chat_model.render(chat), add_special_tokens=False)["input_ids"] for chat in chats]
+            for turn in raw.generate(prompts, sampling, [index] * len(prompts)):
+                ended = bool(turn.ids) and turn.ids[-1] in chat_model.stop_token_ids
+                raw_tokens += token_count(
+                    tokenizer.decode(turn.ids[:-1] if ended else turn.ids, skip_special_tokens=True)
                 )
-            for row in generated[:, encoded["input_ids"].shape[1] :].tolist():
-                end = next((i for i, t in enumerate(row) if t in chat_model.stop_token_ids), len(row))
-                raw_tokens += token_count(tokenizer.decode(row[:end], skip_special_tokens=True))
         raw_s = time.perf_counter() - start
         row = {
             "batch": batch,
@@ -139,6 +137,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"torch {torch.__version__}",
             "model": args.model,
+            "dtype": args.dtype,
             "max_new_tokens": args.max_new_tokens,
             "results": results,
         }

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,8 +24,9 @@ import torch
 from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Role
 from counteroffer.models.backend import Sampling
-from counteroffer.models.engine import CachedGenerator, GeneratedTurn
+from counteroffer.models.engine import CachedGenerator
 from counteroffer.models.hf import load_model_and_tokenizer
+from counteroffer.models.reference import GenerateReference
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.prompts.settings import PromptSettings
 from counteroffer.rollout.mixture import SellerChoice, SellerMixture
@@ -35,66 +35,6 @@ from counteroffer.train.policy import POLICY_SPEC, PolicyBuyer
 from counteroffer.train.tokens import ChatTokenizer
 
 SELLERS = ["scripted:linear", "scripted:titfortat", "scripted:conceder"]
-
-
-class UncachedGenerator:
-    """The rollout generator before the cache: re-feeds every episode's whole history at every turn."""
-
-    def __init__(self, model, pad_token_id: int, stop_token_ids: Sequence[int], max_batch: int = 64) -> None:  # noqa: ANN001
-        self.model, self.pad_token_id, self.max_batch = model, pad_token_id, max_batch
-        self.stop_token_ids = list(stop_token_ids)
-        self.prefilled = 0
-        self.generated = 0
-
-    def reset(self) -> None:
-        pass
-
-    def generate(
-        self, prompts: Sequence[Sequence[int]], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[GeneratedTurn]:
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        results: list[GeneratedTurn] = [GeneratedTurn([], [])] * len(prompts)
-        for start in range(0, len(order), self.max_batch):
-            chunk = order[start : start + self.max_batch]
-            turns = self._chunk([prompts[i] for i in chunk], sampling, sum(seeds[i] for i in chunk) % 2**31)
-            for index, turn in zip(chunk, turns, strict=True):
-                results[index] = turn
-        return results
-
-    def _chunk(self, prompts: list[Sequence[int]], sampling: Sampling, seed: int) -> list[GeneratedTurn]:
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
-            attention_mask[row, width - len(prompt) :] = 1
-        self.prefilled += int(attention_mask.sum())
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                do_sample=True,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=0,
-                max_new_tokens=sampling.max_new_tokens,
-                eos_token_id=self.stop_token_ids,
-                pad_token_id=self.pad_token_id,
-                output_scores=True,
-                return_dict_in_generate=True,
-            )
-        new = output.sequences[:, width:]
-        sampled = torch.stack(
-            [s.float().log_softmax(-1).gather(-1, new[:, i, None])[:, 0] for i, s in enumerate(output.scores)], dim=1
-        )
-        turns = []
-        for row in range(len(prompts)):
-            ids = new[row].tolist()
-            end = next((i + 1 for i, t in enumerate(ids) if t in self.stop_token_ids), len(ids))
-            self.generated += end
-            turns.append(GeneratedTurn(ids[:end], sampled[row, :end].tolist()))
-        return turns
 
 
 def play_step(generator, chat_tokenizer, prompts, sampling, jobs, mixture, max_turns) -> tuple[float, list]:  # noqa: ANN001
@@ -150,7 +90,7 @@ def main() -> None:
             seed = episode_seed(0, f"bench|{product.scenario_id}|{rollout}", 0)
             jobs.append(EpisodeJob(POLICY_SPEC, seller.spec, seller.persona, product, rollout, seed))
     stops = chat_tokenizer.stop_token_ids
-    before = UncachedGenerator(model, tokenizer.pad_token_id, stops)
+    before = GenerateReference(model, tokenizer.pad_token_id, stops)
     after = CachedGenerator(model, tokenizer.pad_token_id, stops)
     seconds_before, episodes_before = play_step(
         before, chat_tokenizer, prompts, sampling, jobs, mixture, args.max_turns

@@ -12,7 +12,7 @@ from counteroffer import compat
 SOURCE = Path(compat.__file__).parent
 PRIVATE = re.compile(
     r"vllm_generation|_iter_named_params|sync_weights|scheduler_config|quant_method|DynamicLayer|\.layers\s*=|"
-    r"hf_quantizer|is_quantized\s*="
+    r"hf_quantizer|is_quantized\s*=|\._attn_implementation\b"
 )
 
 

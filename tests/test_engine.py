@@ -3,12 +3,16 @@ exactly what an uncached forward pass would, whatever it reuses, forks, deduplic
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
+from counteroffer.models.attention import decode_attention, decoding_attention
 from counteroffer.models.backend import Sampling
 from counteroffer.models.engine import CachedGenerator
 from counteroffer.models.hf import load_model_and_tokenizer, stop_token_ids
+from counteroffer.models.reference import GenerateReference
 from counteroffer.train.generation import within_token_budget
 
 GREEDY = Sampling(temperature=0.0, max_new_tokens=10)
@@ -131,6 +135,75 @@ def test_bad_calls_are_refused(model_and_tokenizer) -> None:
     with pytest.raises(ValueError, match="seeds"):
         generator.generate([[1, 2]], GREEDY, [0, 1])
     assert generator.generate([], GREEDY, []) == []
+
+
+def test_plain_generate_pads_on_the_left_and_agrees_with_the_engine_greedy(model_and_tokenizer) -> None:
+    """The benchmarks' yardstick (``models/reference.py``) must be a fair one: prompts of different lengths in one
+    batch, the same greedy tokens as the engine, whose prefill runs and decode attention are its own."""
+    model, tokenizer = model_and_tokenizer
+    stops = stop_token_ids(tokenizer)
+    prompts = [
+        chat_ids(tokenizer, "Name a fruit."),
+        chat_ids(tokenizer, "Describe a lamp for sale in two sentences, with its price and its one flaw."),
+        chat_ids(tokenizer, "Hi"),
+    ]
+    sampling = Sampling(temperature=0.0, max_new_tokens=16)
+    plain = GenerateReference(model, tokenizer.pad_token_id, stops).generate(prompts, sampling, [0, 1, 2])
+    cached = engine(model_and_tokenizer, prefill_tokens=64).generate(prompts, sampling, [0, 1, 2])
+    assert [t.ids for t in plain] == [t.ids for t in cached]
+    for prompt, turn in zip(prompts, plain, strict=True):  # and both are what a forward pass alone gives
+        assert turn.ids == uncached_greedy(model, prompt, sampling.max_new_tokens, set(stops))
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "additive"])
+def test_decode_attention_equals_sdpa_for_one_query(mask_kind: str) -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    query, key, value = torch.randn(4, 9, 1, 64), torch.randn(4, 3, 37, 64), torch.randn(4, 3, 37, 64)
+    attend = torch.rand(4, 1, 1, 37) > 0.3  # holes: padding and finished rows
+    attend[..., -1] = True
+    mask = {"none": None, "bool": attend, "additive": torch.where(attend, 0.0, float("-inf"))}[mask_kind]
+    ours, _ = decode_attention(module, query, key, value, mask, scaling=0.125)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.125)
+    assert ours.shape == theirs.shape == (4, 1, 9, 64)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_decoding_attention_is_switched_back_and_leaves_other_implementations_alone(model_and_tokenizer) -> None:
+    model, _ = model_and_tokenizer
+    assert model.config._attn_implementation == "sdpa"
+    with decoding_attention(model):
+        assert model.config._attn_implementation == "counteroffer_decode"
+    assert model.config._attn_implementation == "sdpa"
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    with decoding_attention(eager):
+        assert eager.config._attn_implementation == "eager"
+
+
+def test_a_bfloat16_copy_generates_what_the_cast_model_does_and_follows_the_weights(model_and_tokenizer) -> None:
+    model, tokenizer = model_and_tokenizer
+    stops = stop_token_ids(tokenizer)
+    policy = copy.deepcopy(model)
+    generator = CachedGenerator(policy, tokenizer.pad_token_id, stops, bf16=True)
+    prompts = [chat_ids(tokenizer, "Name a fruit."), chat_ids(tokenizer, "Offer a price for a used bicycle.")]
+
+    def cast_greedy() -> list[list[int]]:
+        cast = copy.deepcopy(policy)
+        for parameter in cast.parameters():
+            parameter.data = parameter.data.to(torch.bfloat16)
+        return [t.ids for t in CachedGenerator(cast, tokenizer.pad_token_id, stops).generate(prompts, GREEDY, [0, 1])]
+
+    assert [t.ids for t in generator.generate(prompts, GREEDY, [0, 1])] == cast_greedy()
+    assert next(policy.parameters()).dtype == torch.float32  # the trained weights are untouched
+    with torch.no_grad():  # an optimizer step, as far as the generator can tell
+        policy.model.norm.weight.mul_(torch.linspace(0.2, 3.0, policy.model.norm.weight.numel()))
+    generator.reset()
+    changed = [t.ids for t in generator.generate(prompts, GREEDY, [0, 1])]
+    assert changed == cast_greedy()
 
 
 @pytest.mark.parametrize(

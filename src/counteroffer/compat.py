@@ -2,8 +2,10 @@
 
 counteroffer reaches past the public APIs of three libraries where they offer no other way:
 
-- **transformers**: the KV cache's layer objects (``cache_utils.DynamicLayer``, ``DynamicCache.layers``), so the
-  rollout engine can decode into a preallocated buffer instead of concatenating a new cache each token; and a
+- **transformers**: a model's current attention implementation (``config._attn_implementation``), so the rollout
+  engine can switch to its decode attention and back; the KV cache's layer objects (``cache_utils.DynamicLayer``,
+  ``DynamicCache.layers``), so the rollout engine can decode into a preallocated buffer instead of concatenating a
+  new cache each token; and a
   GGUF-loaded model's quantizer state (``hf_quantizer``, ``is_quantized``), cleared so the dequantised bundled
   model can be saved;
 - **TRL**: the trainer's vLLM engine (``GRPOTrainer.vllm_generation``), its weight sync (``sync_weights``) and the
@@ -72,6 +74,12 @@ def cache_layer_base() -> type:
     from transformers.cache_utils import DynamicLayer
 
     return DynamicLayer
+
+
+def attention_implementation(model: Any) -> str | None:
+    """The attention implementation a transformers model runs (``"sdpa"``, ``"eager"``, ...)."""
+    require("transformers")
+    return model.config._attn_implementation
 
 
 def cache_with_layers(layers: list[Any]) -> Any:

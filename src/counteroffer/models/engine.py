@@ -12,17 +12,22 @@ like vLLM's engine with prefix caching:
 - a new prompt starts from the cached sequence sharing its longest prefix: the next turn of a conversation
   reuses all of it, a sibling rollout forks the shared first prompt, and identical prompts in one call are
   computed once;
-- only the remaining tokens are fed (prefill), then the sequences decode together into a preallocated cache (no
-  per-token concatenation), each stopping at its own stop token, ``max_batch`` rows at a time;
+- only the remaining tokens are fed (prefill), in runs of similar length of at most ``prefill_tokens`` padded
+  tokens (a longer run adds padding and quadratic masked attention, not matrix efficiency), then the sequences
+  decode together into a preallocated cache (no per-token concatenation), each stopping at its own stop token,
+  ``max_batch`` rows at a time, with attention written for one query per row (``models/attention.py``);
 - each row samples with its own seeded generator, so a sequence's text depends on its prompt, sampling
   settings and seed only, never on what else shares the batch.
 
 The cache holds keys and values of *one* set of weights: whoever changes the weights (an optimizer step) must
-call :meth:`CachedGenerator.reset`.
+call :meth:`CachedGenerator.reset`. With ``bf16=True`` a float32 model generates through a bfloat16 copy of its
+weights, refreshed after each reset: autocast would convert every weight at every decode step, which doubled the
+memory traffic of a step that is bound by it. Use it where the CPU computes bfloat16 natively.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 from collections.abc import Sequence
@@ -32,10 +37,14 @@ import numpy as np
 import torch
 
 from counteroffer.compat import cache_layer_base, cache_with_layers
+from counteroffer.models.attention import decoding_attention
 from counteroffer.models.backend import Sampling
 
 BUCKET_TOKENS = 16  # cached sequences are looked up by their first tokens
 DEFAULT_CACHE_TOKENS = 1 << 17
+# Measured on 2 cores: 64 buyer prompts (314-870 tokens) prefilled 404 tokens/s in one padded batch and ??? in runs
+# of at most 2,048 tokens (BENCHMARKS.md, "How close generation is to the machine").
+DEFAULT_PREFILL_TOKENS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +59,14 @@ class GeneratedTurn:
 @dataclass(slots=True)
 class EngineStats:
     """Token counts since the generator was made: what was fed as prompt, what came from the cache, what was
-    sampled. ``prefilled + reused`` is what a generator without a cache would have prefilled."""
+    sampled. ``prefilled + reused`` is what a generator without a cache would have prefilled. ``generate_seconds``:
+    inside :meth:`CachedGenerator.generate`, of which ``forward_seconds`` in the model's forward passes."""
 
     calls: int = 0
     prefilled: int = 0
     reused: int = 0
     generated: int = 0
+    generate_seconds: float = 0.0
     forward_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -166,6 +177,7 @@ class CachedGenerator:
         max_batch: int = 64,
         bf16: bool = False,
         cache_tokens: int = DEFAULT_CACHE_TOKENS,
+        prefill_tokens: int = DEFAULT_PREFILL_TOKENS,
     ) -> None:
         self.model = model
         self.pad_token_id = pad_token_id
@@ -173,7 +185,10 @@ class CachedGenerator:
         self.max_batch = max_batch
         self.bf16 = bf16
         self.cache_tokens = cache_tokens
+        self.prefill_tokens = prefill_tokens
         self.stats = EngineStats()
+        self._bf16_copy: torch.nn.Module | None = None
+        self._bf16_copy_stale = True
         self._cache: dict[int, _CachedSequence] = {}
         self._buckets: dict[tuple[int, ...], set[int]] = {}
         self._next_key = 0
@@ -187,6 +202,7 @@ class CachedGenerator:
 
     def reset(self) -> None:
         """Forget every cached sequence (the weights changed)."""
+        self._bf16_copy_stale = True
         self._cache.clear()
         self._buckets.clear()
 
@@ -205,24 +221,44 @@ class CachedGenerator:
             raise ValueError(f"{len(prompts)} prompts, {len(samplings)} sampling settings and {len(seeds)} seeds")
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
+        started = time.perf_counter()
         self.stats.calls += 1
         rows = [self._match(np.asarray(p, dtype=np.int64)) for p in prompts]
-        was_training = self.model.training
-        self.model.eval()
-        device = next(self.model.parameters()).device
+        model = self._generating_model()
+        was_training = model.training
+        model.eval()
         try:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.inference_mode(), decoding_attention(model):
                 # Chunk by chunk, each stored as soon as it is done: only one chunk's keys and values are in flight.
                 for start in range(0, len(rows), self.max_batch):
                     chunk = range(start, min(start + self.max_batch, len(rows)))
-                    self._prefill([rows[i] for i in chunk])
-                    self._decode([rows[i] for i in chunk], [samplings[i] for i in chunk], [seeds[i] for i in chunk])
+                    self._prefill(model, [rows[i] for i in chunk])
+                    self._decode(
+                        model, [rows[i] for i in chunk], [samplings[i] for i in chunk], [seeds[i] for i in chunk]
+                    )
                     for i in chunk:
                         self._store(rows[i])
                     self._evict()
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
+            self.stats.generate_seconds += time.perf_counter() - started
         return [GeneratedTurn(row.ids, row.logprobs) for row in rows]
+
+    def _generating_model(self) -> torch.nn.Module:
+        """The model itself, or its bfloat16 copy (made once, its weights refreshed after a reset)."""
+        if not self.bf16 or next(self.model.parameters()).dtype == torch.bfloat16:
+            return self.model
+        if self._bf16_copy is None:
+            self._bf16_copy = copy.deepcopy(self.model).requires_grad_(False)
+            for parameter in self._bf16_copy.parameters():  # buffers (rotary frequencies) stay in float32
+                parameter.grad = None
+                parameter.data = parameter.data.to(torch.bfloat16)
+        elif self._bf16_copy_stale:
+            with torch.no_grad():
+                for target, source in zip(self._bf16_copy.parameters(), self.model.parameters(), strict=True):
+                    target.copy_(source)
+        self._bf16_copy_stale = False
+        return self._bf16_copy
 
     # -- the prefix cache ------------------------------------------------------------------------------------
 
@@ -270,7 +306,7 @@ class CachedGenerator:
 
     # -- prefill and decode -----------------------------------------------------------------------------------
 
-    def _prefill(self, rows: list[_Row]) -> None:
+    def _prefill(self, model: torch.nn.Module, rows: list[_Row]) -> None:
         """Feed every row's uncached prompt tokens; identical prompts are fed once."""
         first: dict[bytes, _Row] = {}
         todo: list[_Row] = []
@@ -284,8 +320,7 @@ class CachedGenerator:
                 copies.append((row, twin))
                 self.stats.reused += len(row.prompt) - row.cached
         todo.sort(key=lambda r: len(r.prompt) - r.cached)
-        for start in range(0, len(todo), self.max_batch):
-            chunk = todo[start : start + self.max_batch]
+        for chunk in self._prefill_runs(todo):
             new = [r.prompt[r.cached :] for r in chunk]
             width = max(len(n) for n in new)
             tokens = torch.full((len(chunk), width), self.pad_token_id, dtype=torch.long)
@@ -293,34 +328,45 @@ class CachedGenerator:
             for i, ids in enumerate(new):
                 tokens[i, width - len(ids) :] = torch.from_numpy(ids)
                 valid[i, width - len(ids) :] = True
-            batch = _Batch([r.base for r in chunk], width, self._layers, self._template(chunk))
-            logits = self._timed(batch.feed, tokens, valid)
+            batch = _Batch([r.base for r in chunk], width, self._layers, self._template(model, chunk))
+            logits = self._timed(model, batch.feed, tokens, valid)
             self.stats.prefilled += int(valid.sum())
             for i, row in enumerate(chunk):
                 row.kv, row.logits, row.base = batch.extract(i), logits[i], None
         for row, twin in copies:
             row.kv, row.logits, row.base = twin.kv, twin.logits, None
 
-    def _template(self, rows: Sequence[_Row]) -> torch.Tensor:
+    def _prefill_runs(self, todo: list[_Row]) -> list[list[_Row]]:
+        """``todo`` (sorted by tokens to feed) cut into runs of at most ``max_batch`` rows and ``prefill_tokens``
+        padded tokens (a row longer than that alone)."""
+        runs: list[list[_Row]] = []
+        for row in todo:
+            width = len(row.prompt) - row.cached  # the longest so far: the run pads to it
+            if runs and len(runs[-1]) < self.max_batch and (len(runs[-1]) + 1) * width <= self.prefill_tokens:
+                runs[-1].append(row)
+            else:
+                runs.append([row])
+        return runs
+
+    def _template(self, model: torch.nn.Module, rows: Sequence[_Row]) -> torch.Tensor:
         """An empty tensor with the cache's dtype, device and shape (but the length) to allocate a batch from."""
         for row in rows:
             for kv in (row.base, row.kv):
                 if kv is not None:
                     return kv[:, :, :, :0]
-        parameter = next(self.model.parameters())
-        dtype = torch.bfloat16 if self.bf16 else parameter.dtype
+        parameter = next(model.parameters())
         shape = (self._layers, 2, self._heads, 0, self._head_dim)
-        return torch.zeros(shape, dtype=dtype, device=parameter.device)
+        return torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
 
-    def _decode(self, rows: list[_Row], samplings: list[Sampling], seeds: list[int]) -> None:
+    def _decode(self, model: torch.nn.Module, rows: list[_Row], samplings: list[Sampling], seeds: list[int]) -> None:
         """Sample every row to its stop token or token budget, one batched forward per step. When half the rows
         of the batch have finished, the live ones move to a smaller batch (finished rows cost a full row each)."""
         steps = max(s.max_new_tokens for s in samplings)
-        device = next(self.model.parameters()).device
+        device = next(model.parameters()).device
         generators = [torch.Generator(device=device).manual_seed(seed % 2**63) for seed in seeds]
         done = [False] * len(rows)
         active = list(range(len(rows)))  # the rows of the current batch, in batch order
-        batch = _Batch([r.kv for r in rows], steps, self._layers, self._template(rows))
+        batch = _Batch([r.kv for r in rows], steps, self._layers, self._template(model, rows))
         logits = torch.stack([r.logits for r in rows])
         for step in range(steps):
             following: dict[int, int] = {}
@@ -341,18 +387,18 @@ class CachedGenerator:
                 for position, i in enumerate(active):
                     rows[i].kv = batch.extract(position)
                 active = list(following)
-                batch = _Batch([rows[i].kv for i in active], steps - step, self._layers, self._template(rows))
+                batch = _Batch([rows[i].kv for i in active], steps - step, self._layers, self._template(model, rows))
             tokens = torch.tensor([[following.get(i, self.pad_token_id)] for i in active], dtype=torch.long)
             valid = torch.tensor([[i in following] for i in active], dtype=torch.bool)
-            logits = self._timed(batch.feed, tokens, valid)
+            logits = self._timed(model, batch.feed, tokens, valid)
         for position, i in enumerate(active):
             rows[i].kv = batch.extract(position)
         for row in rows:
             row.logits = None
 
-    def _timed(self, feed, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def _timed(self, model: torch.nn.Module, feed, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         started = time.perf_counter()
-        logits = feed(self.model, tokens, valid, self._cache_argument)
+        logits = feed(model, tokens, valid, self._cache_argument)
         self.stats.forward_seconds += time.perf_counter() - started
         return logits
 

@@ -50,6 +50,7 @@ from counteroffer.train.stage import (
     training_scenarios,
     trl_arguments,
 )
+from counteroffer.train.timing import StepClock, timed_trainer_class
 from counteroffer.train.tokens import ChatTokenizer
 
 
@@ -63,9 +64,15 @@ class EpisodeRollout:
     """TRL ``rollout_func``: plays the step's episodes and returns them as token sequences with masks."""
 
     def __init__(
-        self, config: TrainConfig, scenarios: Sequence[Scenario], sellers: SellerMixture, log: TrainLog
+        self,
+        config: TrainConfig,
+        scenarios: Sequence[Scenario],
+        sellers: SellerMixture,
+        log: TrainLog,
+        clock: StepClock | None = None,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.scenarios = {s.scenario_id: s for s in scenarios}
         self.sellers = sellers
         self.log = log
@@ -124,6 +131,9 @@ class EpisodeRollout:
         rollout: dict[str, float] = {"seconds": round(time.perf_counter() - started, 2)}
         if counted is not None:
             rollout.update(self._generator.stats.since(counted))  # type: ignore[union-attr]
+        if self.clock is not None:
+            self.clock.add("rollout", time.perf_counter() - started)
+            self.clock.add("policy_generation", rollout.get("generate_seconds", 0.0))
         self._report(ordered, trainer, step, rollout)
         return {
             "prompt_ids": [t.prompt_ids for t in tokens],
@@ -313,20 +323,22 @@ def run_grpo(config: TrainConfig, *, resume: bool = False) -> Path:
         )
     )
     dataset = Dataset.from_dict({"prompt": grpo_prompts(scenarios, settings.conflicting_repeats)})
-    callbacks: list = [log]
+    clock = StepClock(log)
+    callbacks: list = [log, clock]
     if config.evaluation.every_steps and is_main_process():
         evaluation = HeldOutEvaluation(config, validation, log)
         best = BestPolicy(out, config.prompts, settings.max_new_tokens) if config.evaluation.keep_best else None
         callbacks.append(_evaluation_callback(evaluation, config.evaluation.every_steps, best))
-    trainer = GRPOTrainer(
+    trainer = timed_trainer_class(GRPOTrainer)(
         model=model,
         reward_funcs=[negotiation_reward],
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config(settings.lora),
-        rollout_func=EpisodeRollout(config, scenarios, sellers, log),
+        rollout_func=EpisodeRollout(config, scenarios, sellers, log, clock),
         callbacks=callbacks,
+        clock=clock,
     )
     if args.use_vllm and args.vllm_mode == "colocate":
         sync_by_reload_on_cpu(trainer)

@@ -58,6 +58,9 @@ class TrainLogEntry(BaseModel):
     groups: GroupStats | None = None
     samples: list[str] = Field(default_factory=list, description="sample transcripts")
     rollout: dict[str, Any] | None = Field(None, description="the main process's generation: seconds, tokens")
+    step_seconds: dict[str, float] | None = Field(
+        None, description="a GRPO step's seconds by part (counteroffer.train.timing.PARTS)"
+    )
     demonstrations: int | None = Field(None, description="data lines: SFT demonstrations played")
     too_long: int | None = Field(None, description="data lines: demonstrations longer than sft.max_length")
     tokens: int | None = Field(None, description="data lines: tokens of the kept demonstrations")
