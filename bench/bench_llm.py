@@ -81,6 +81,7 @@ def main() -> None:
         needed = batch * args.rounds
         warm_chats = [builder.chat(Negotiation(s).view(Role.BUYER)) for s in scenarios[:batch]]
         chat_model.generate(warm_chats, sampling, seed=1)  # warm-up at this shape
+        chat_model.engine.reset()  # ... whose prompts must not be in the cache when the engine is timed
 
         # Engine first, recording every batch of chats it sends to the model ...
         sent: list[list] = []

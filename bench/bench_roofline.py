@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from counteroffer.catalog import load_scenarios
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import Negotiation, Role
 from counteroffer.models.backend import Sampling
 from counteroffer.models.engine import CachedGenerator
@@ -142,8 +141,7 @@ def main() -> None:
         report = {
             "command": "python bench/bench_roofline.py "
             + " ".join(f"--batches {' '.join(map(str, args.batches))} --max-new-tokens {args.max_new_tokens}".split()),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, native bf16 "
-            f"{native_bf16()}, Python {platform.python_version()}, torch {torch.__version__}",
+            "machine": describe_machine(),
             "model": args.model,
             "flops_per_token": flops_per_token,
             "results": results,

@@ -29,6 +29,7 @@ from counteroffer.catalog import load_scenarios
 from counteroffer.game import GameConfig, Negotiation, Role
 from counteroffer.prompts.settings import AGENT_DEFAULTS_FILE
 from counteroffer.train.logs import LOG_FILE
+from counteroffer.train.timing import PARTS
 
 pytest.importorskip("trl")
 # Real SFT and GRPO runs of the bundled model (minutes each): the slow set, which CI runs after the fast one.
@@ -159,6 +160,11 @@ def test_grpo_steps_change_the_weights_resume_at_the_right_step_and_load_as_a_bu
         assert groups["count"] == 2 and groups["flat_rate"] in (0.0, 0.5, 1.0)
         rollout = entry["rollout"]
         assert rollout["reused"] > 0 and rollout["prefilled"] > 0  # later turns came from the cache
+        parts = entry["step_seconds"]  # where the step's time went, each part measured, none negative
+        assert set(parts) == set(PARTS) and min(parts.values()) >= 0
+        assert 0 < parts["policy_generation"] <= parts["rollout"] < parts["step"]
+        assert parts["log_probabilities"] > 0 and parts["backward"] > 0 and parts["optimizer"] > 0
+        assert parts["rollout"] + parts["log_probabilities"] + parts["backward"] + parts["optimizer"] <= parts["step"]
         assert entry["samples"] and "[buyer 1]" in entry["samples"][0]
         assert "loss" in entry["trainer"]
 
