@@ -57,12 +57,13 @@ Talk), and checks each one. Every form read is one entry of :data:`FORMS`:
     - ``cash_now``: *cash* then *right now, today, tonight, now, on the spot, in hand*: "cash, right now".
 
     Not read where the words between the two parts end a sentence, negate ("I can pay, but not today") or name a
-    later time (*tomorrow, later, next, week, weekend, month*), nor where the clause before it holds a negation
-    ("I don't have cash today"); "I can't pay today" has no promise in it. **The game holds the buyer to it**: the
-    promise made at turn t is kept (true) iff the episode has a deal in turn t or t + 1 (the seller's [DEAL] of the
-    buyer's offer, or the buyer's [DEAL] of the seller's counter), broken (false) once turn t + 1 has passed, or the
-    episode ended, without one, and unknown (None) before: :func:`episode_arguments` and :func:`shown_arguments`
-    resolve it over the messages so far.
+    later time (*tomorrow, later, next, week, weekend, month*), nor where the clause before it (up to 200
+    characters back) holds a negation ("I don't have cash today"); "I can't pay today" has no promise in it.
+
+    **The game holds the buyer to it**: the promise made at turn t is kept (true) iff the episode has a deal in turn
+    t or t + 1 (the seller's [DEAL] of the buyer's offer, or the buyer's [DEAL] of the seller's counter), broken
+    (false) once turn t + 1 has passed, or the episode ended, without one, and unknown (None) before:
+    :func:`episode_arguments` and :func:`shown_arguments` resolve it over the messages so far.
 
 Amounts have a ``$`` sign, as in :mod:`counteroffer.game.quotes` ("$1,234.56", "$82"): "it sells for 500" cites
 nothing. Matching is case-insensitive. Each form is searched on its own; where two matches of one kind overlap
@@ -71,6 +72,7 @@ only the first counts, so one sentence is one argument of a kind.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -91,6 +93,7 @@ MIN_QUOTED_WORDS = 2
 FACT_WORDS = 4  # words of a listing line a fact quotes: short enough to say, long enough to be specific
 MAX_FACTS = 3
 _PROMISE_GAP = 60
+_CLAUSE_LOOKBACK = 200  # characters before a promise searched for a negation: a clause, and bounded on 100 kB Talk
 
 
 class ArgumentKind(StrEnum):
@@ -238,9 +241,9 @@ def _check_promise(match: re.Match[str], listing: Listing) -> tuple[None, None] 
     gap = match.group("gap")
     if _SENTENCE_END_RE.search(gap) or _NEGATION_RE.search(gap) or _LATER_RE.search(gap):
         return None
-    text = match.string
-    clause_start = max((end.end() for end in _SENTENCE_END_RE.finditer(text, 0, match.start())), default=0)
-    if _NEGATION_RE.search(text, clause_start, match.start()):
+    before = match.string[max(0, match.start() - _CLAUSE_LOOKBACK) : match.start()]
+    ends = list(_SENTENCE_END_RE.finditer(before))
+    if _NEGATION_RE.search(before, ends[-1].end() if ends else 0):
         return None
     return None, None
 
@@ -339,18 +342,23 @@ FORMS: tuple[Form, ...] = (
 def find_arguments(talk: str, listing: Listing, turn: int) -> list[Argument]:
     """Every argument in one buyer Talk, in the order they appear; promises unresolved (``true`` None)."""
     lower = talk.lower()
-    found: list[tuple[int, int, Argument]] = []
+    found: list[tuple[int, Argument]] = []
+    spans: dict[ArgumentKind, list[tuple[int, int]]] = {}  # each kind's, disjoint and in order
     for form in FORMS:
         if not any(word in lower for word in form.keywords):  # cheaper than a scan, and most Talk holds none
             continue
+        taken = spans.setdefault(form.kind, [])
         for match in form.pattern.finditer(talk):
             start, end = match.span()
-            if any(arg.kind is form.kind and start < e and s < end for s, e, arg in found):
-                continue
+            after = bisect.bisect_left(taken, (end,))  # the spans starting before this one ends
+            if after and taken[after - 1][1] > start:
+                continue  # overlaps one of its kind found already
             checked = form.check(match, listing)
             if checked is not None:
-                found.append((start, end, Argument(form.kind, match.group(0), *checked, turn)))
-    return [argument for _, _, argument in sorted(found, key=lambda item: item[0])]
+                taken.insert(after, (start, end))
+                found.append((start, Argument(form.kind, match.group(0), *checked, turn)))
+    found.sort(key=lambda item: item[0])
+    return [argument for _, argument in found]
 
 
 # One move of an episode: who moved, in which turn, and the action that took effect (None: none did).
