@@ -56,7 +56,7 @@ class HintSet(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    id: str  # stable: records and reports name a wording by it
+    id: str  # stable, to name a wording in results and configs whatever its text becomes
     lever: ArgumentKind
     text: str
     held_out: bool = False
