@@ -112,7 +112,12 @@ def test_concession_exponents_of_the_named_sellers() -> None:
         ("llama:x", Role.BUYER, "neutral", "unknown agent backend 'llama'"),
         ("anchor", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
         ("scripted:", Role.BUYER, "neutral", "must look like BACKEND:NAME"),
-        ("scripted:haggler", Role.BUYER, "neutral", "no scripted buyer named 'haggler'; available: anchor, naive"),
+        (
+            "scripted:haggler",
+            Role.BUYER,
+            "neutral",
+            "no scripted buyer named 'haggler'; available: anchor, arguer, naive",
+        ),
         ("scripted:patient?opening=0", Role.BUYER, "neutral", "opening ratio"),
         ("scripted:reader?split=1", Role.BUYER, "neutral", r"split ratio must be in \(0, 1\)"),
         ("scripted:reader?digits=0", Role.BUYER, "neutral", "digits must be a whole number from 1 to 6"),

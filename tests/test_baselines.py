@@ -110,7 +110,7 @@ def test_the_search_ranks_every_buyer_by_its_mean_over_the_whole_mixture(search_
     assert row.reward == pytest.approx(sum(row.by_seller.values()) / len(SELLERS))
     leader = result.rows[0].interval
     assert leader is not None and leader.n == 60 * len(SELLERS) and leader.clusters == 60  # products resampled
-    assert set(result.family_best()) == {"anchor", "patient", "reader"}
+    assert set(result.family_best()) == {"anchor", "arguer", "patient", "reader"}
     assert all(row.interval is not None for row in result.family_best().values())
     saved = json.loads((out / BASELINES_FILE).read_text())
     assert saved["best"] == result.best.buyer and len(saved["rows"]) == len(result.rows)
@@ -135,7 +135,7 @@ def test_baselines_command_prints_the_table_and_the_winner(shared_data: Path, tm
     assert "scripted:linear (unyielding)" in result.stdout
     assert len(saved["rows"]) == len(scripted_buyer_grid())
     assert {row["buyer"].partition("?")[0] for row in saved["rows"]} == {
-        "scripted:anchor", "scripted:patient", "scripted:reader"
+        "scripted:anchor", "scripted:arguer", "scripted:patient", "scripted:reader"
     }  # fmt: skip
     bad = run_cli("baselines", "--buyer", "scripted:oracle", "--limit", "2", "--data", shared_data)
     assert bad.returncode == 2 and "ranks scripted buyers" in bad.stderr
@@ -143,7 +143,7 @@ def test_baselines_command_prints_the_table_and_the_winner(shared_data: Path, tm
 
 def test_every_family_with_a_grid_is_searched_and_a_family_added_later_joins_the_search(monkeypatch) -> None:
     families = {name for name, family in SCRIPTED_BUYERS.items() if family.grid}
-    assert families == {"anchor", "patient", "reader"}
+    assert families == {"anchor", "arguer", "patient", "reader"}
     grid = scripted_buyer_grid()
     assert len(grid) == sum(len(family_grid(name)) for name in families) == len(set(grid))
     assert "scripted:reader?opening=0.01&split=0.5&digits=2" in grid  # the recorded run's SFT teacher

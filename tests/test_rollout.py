@@ -513,7 +513,7 @@ def test_records_rescore_from_their_own_contents(
         scenario = record.scenario
         assert record.reward == buyer_reward(record.outcome, record.price, scenario.budget, scenario.cost)
         assert record.metrics == episode_metrics(
-            record.messages, record.outcome, record.price, scenario.budget, scenario.cost
+            record.messages, record.outcome, record.price, scenario.budget, scenario.cost, product=scenario.product
         )
         game = Negotiation(scenario, GameConfig(max_turns=record.max_turns))
         for message in record.messages:

@@ -1,6 +1,8 @@
 """Agent specs: ``BACKEND:NAME[?key=value&...]``.
 
-- ``scripted:anchor``, ``scripted:anchor?opening=0.4&concession=2``: scripted agents and numeric parameters;
+- ``scripted:anchor``, ``scripted:anchor?opening=0.4&concession=2``: scripted agents and numeric parameters, and
+  the few whose values are words (:data:`WORD_PARAMETERS`: ``scripted:reading-linear?levers=market_price,
+  listing_fact&hints=train``, ``scripted:arguer?policy=random``);
 - ``hf:MODEL``: a local Hugging Face model (an id, a path, or ``smollm2-135m``, the bundled CPU model);
 - ``openai:MODEL@BASE_URL``: any OpenAI-compatible endpoint.
 
@@ -17,28 +19,57 @@ from urllib.parse import parse_qsl
 
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.scripted import (
+    ArguePolicy,
+    ArguingBuyer,
     ConcedingBuyer,
     ConcessionSeller,
+    HintSet,
     OracleBuyer,
     PatientBuyer,
     Persona,
     ReaderBuyer,
+    ReadingSeller,
+    ScriptedSeller,
     TitForTatSeller,
     UnyieldingSeller,
+    parse_levers,
 )
 from counteroffer.game.messages import Role
 
-SellerFactory = Callable[[str, Persona, dict[str, float]], Agent]
-BuyerFactory = Callable[[str, dict[str, float]], Agent]
+# A spec's parameters: numbers, except those named in WORD_PARAMETERS.
+Params = dict[str, float | str]
+SellerFactory = Callable[[str, Persona, Params], Agent]
+BuyerFactory = Callable[[str, Params], Agent]
 LLM_BACKENDS = ("hf", "openai")
+WORD_PARAMETERS = frozenset({"levers", "hints", "policy"})
+
+
+def _concession(exponent: float) -> SellerFactory:
+    return lambda spec, persona, p: ConcessionSeller(spec, p.pop("exponent", exponent), persona)
+
+
+def _reading(base: SellerFactory) -> SellerFactory:
+    """The variant of ``base`` that reads the buyer's arguments: its parameters, and ``levers`` and ``hints``."""
+
+    def make(spec: str, persona: Persona, p: Params) -> Agent:
+        seller = base(spec, persona, p)
+        assert isinstance(seller, ScriptedSeller)
+        levers, hints = parse_levers(str(p.pop("levers", ""))), HintSet(p.pop("hints", HintSet.ALL))
+        return ReadingSeller(spec, seller, levers, hints)
+
+    return make
+
 
 SCRIPTED_SELLERS: dict[str, SellerFactory] = {
-    "boulware": lambda spec, persona, p: ConcessionSeller(spec, p.pop("exponent", 0.3), persona),
-    "linear": lambda spec, persona, p: ConcessionSeller(spec, p.pop("exponent", 1.0), persona),
-    "conceder": lambda spec, persona, p: ConcessionSeller(spec, p.pop("exponent", 3.0), persona),
+    "boulware": _concession(0.3),
+    "linear": _concession(1.0),
+    "conceder": _concession(3.0),
     "titfortat": lambda spec, persona, _: TitForTatSeller(spec, persona),
     "unyielding": lambda spec, persona, _: UnyieldingSeller(spec, persona),
 }
+SCRIPTED_SELLERS.update(
+    {f"reading-{name}": _reading(SCRIPTED_SELLERS[name]) for name in ("boulware", "linear", "conceder", "titfortat")}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +79,7 @@ class BuyerFamily:
     family's grid covers, or the oracle)."""
 
     make: BuyerFactory
-    grid: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    grid: Mapping[str, tuple[float | str, ...]] = field(default_factory=dict)
 
 
 SCRIPTED_BUYERS: dict[str, BuyerFamily] = {
@@ -61,6 +92,16 @@ SCRIPTED_BUYERS: dict[str, BuyerFamily] = {
         lambda spec, p: ReaderBuyer(spec, p.pop("opening", 0.1), p.pop("split", 0.5), p.pop("digits", 2)),
         ReaderBuyer.GRID,
     ),
+    "arguer": BuyerFamily(
+        lambda spec, p: ArguingBuyer(
+            spec,
+            ArguePolicy(p.pop("policy", ArguePolicy.HINT)),
+            p.pop("opening", 0.1),
+            p.pop("split", 0.5),
+            p.pop("digits", 2),
+        ),
+        ArguingBuyer.GRID,
+    ),
     "oracle": BuyerFamily(lambda spec, _: OracleBuyer(spec, rivals=oracle_rivals)),
 }
 
@@ -69,9 +110,13 @@ def family_grid(name: str) -> list[str]:
     """The specs of one family's grid, e.g. ``scripted:anchor?opening=0.02&concession=0.8``."""
     grid = SCRIPTED_BUYERS[name].grid
     return [
-        f"scripted:{name}?" + "&".join(f"{key}={value:g}" for key, value in zip(grid, values, strict=True))
+        f"scripted:{name}?" + "&".join(f"{key}={_written(value)}" for key, value in zip(grid, values, strict=True))
         for values in itertools.product(*grid.values())
     ]
+
+
+def _written(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def scripted_buyer_grid() -> list[str]:
@@ -99,16 +144,20 @@ def _split_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return backend, name, dict(pairs)
 
 
-def _numbers(spec: str, params: dict[str, str]) -> dict[str, float]:
-    numbers: dict[str, float] = {}
+def _values(spec: str, params: dict[str, str]) -> Params:
+    values: Params = {}
     for key, value in params.items():
+        if key in WORD_PARAMETERS:
+            values[key] = value
+            continue
         try:
-            numbers[key] = float(value)
+            number = float(value)
         except ValueError:
             raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a number") from None
-        if not math.isfinite(numbers[key]):  # nan/inf pass the agents' range checks and crash mid-episode
+        if not math.isfinite(number):  # nan/inf pass the agents' range checks and crash mid-episode
             raise AgentSpecError(f"parameter {key}={value!r} of {spec!r} is not a finite number")
-    return numbers
+        values[key] = number
+    return values
 
 
 def make_agent(spec: str, role: Role, persona: str = Persona.NEUTRAL) -> Agent:
@@ -120,7 +169,7 @@ def make_agent(spec: str, role: Role, persona: str = Persona.NEUTRAL) -> Agent:
     except ValueError:
         raise AgentSpecError(f"unknown persona {persona!r}; choose from {[p.value for p in Persona]}") from None
     if backend == "scripted":
-        return _scripted_agent(spec, name, role, persona_value, _numbers(spec, params))
+        return _scripted_agent(spec, name, role, persona_value, _values(spec, params))
     if backend in LLM_BACKENDS:
         from counteroffer.agents.llm.factory import make_llm_agent  # imports torch only when an LLM is asked for
 
@@ -131,7 +180,7 @@ def make_agent(spec: str, role: Role, persona: str = Persona.NEUTRAL) -> Agent:
     raise AgentSpecError(f"unknown agent backend {backend!r} in {spec!r}; available: scripted, hf, openai")
 
 
-def _scripted_agent(spec: str, name: str, role: Role, persona: Persona, params: dict[str, float]) -> Agent:
+def _scripted_agent(spec: str, name: str, role: Role, persona: Persona, params: Params) -> Agent:
     table: dict = SCRIPTED_SELLERS if role is Role.SELLER else SCRIPTED_BUYERS
     if name not in table:
         raise AgentSpecError(f"no scripted {role} named {name!r}; available: {', '.join(sorted(table))}")

@@ -23,6 +23,7 @@ import msgspec
 
 from counteroffer.catalog.models import Scenario
 from counteroffer.defaults import DEFAULT_MAX_TURNS
+from counteroffer.game.arguments import Listing, public_prices
 from counteroffer.game.messages import (
     Action,
     ActionKind,
@@ -104,10 +105,16 @@ class RoleView:
     own_messages: tuple[str, ...]
     last_buy: float | None
     last_sell: float
+    public_prices: tuple[tuple[str, float], ...]  # the market prices both sides may cite (game.arguments)
 
     @property
     def is_last_turn(self) -> bool:
         return self.turn >= self.max_turns
+
+    @property
+    def listing(self) -> Listing:
+        """What both sides are shown of the product, as the argument checks read it."""
+        return Listing(self.title, self.description, self.features, self.public_prices)
 
 
 class Negotiation:
@@ -153,7 +160,10 @@ class Negotiation:
     def metrics(self) -> EpisodeMetrics:
         if self.outcome is None:
             raise GameOver("the episode is not finished")
-        return episode_metrics(self.messages, self.outcome, self.price, self.scenario.budget, self.scenario.cost)
+        scenario = self.scenario
+        return episode_metrics(
+            self.messages, self.outcome, self.price, scenario.budget, scenario.cost, product=scenario.product
+        )
 
     def view(self, role: Role) -> RoleView:
         product = self.scenario.product
@@ -172,6 +182,7 @@ class Negotiation:
             own_messages=tuple(self._own_raw[role]),
             last_buy=self.last_buy,
             last_sell=self.last_sell,
+            public_prices=tuple(public_prices(product).items()),
         )
 
     def step(self, raw: str) -> MessageRecord:

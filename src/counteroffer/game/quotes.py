@@ -80,22 +80,22 @@ class Quote(msgspec.Struct, gc=False, frozen=True):
     section: str = ""  # "thought", "talk", or "raw" for a message that did not parse
 
 
-def _money(name: str) -> str:
+def money_pattern(name: str) -> str:
     """A dollar amount with its sign, its number in the group ``name``; always the whole number (thousands
     separators must be whole: "$1,2345" is no amount)."""
     return rf"\$\s?(?P<{name}>(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?|\.\d+)(?!\d|[.,]\d)"
 
 
-def _amount(match: re.Match[str], name: str) -> float:
+def amount_in(match: re.Match[str], name: str) -> float:
     return float(match.group(name).replace(",", ""))
 
 
-MONEY_RE = re.compile(_money("amount"))
+MONEY_RE = re.compile(money_pattern("amount"))
 
-_BUDGET_RE = re.compile(rf"\bbudget(?:'s|\s*[:=]|\s+(?:is|of|was))?\s*{_money('budget')}", re.IGNORECASE)
+_BUDGET_RE = re.compile(rf"\bbudget(?:'s|\s*[:=]|\s+(?:is|of|was))?\s*{money_pattern('budget')}", re.IGNORECASE)
 _COMPARED_RE = re.compile(
-    rf"{_money('compared')}(?:\s+is|\s*,)\s+(?P<word>within|above)\s+(?:(?:my|the)\s+budget\s+(?:of\s+)?)?"
-    rf"{_money('budget')}(?!\s*(?:of|from)\b)",
+    rf"{money_pattern('compared')}(?:\s+is|\s*,)\s+(?P<word>within|above)\s+(?:(?:my|the)\s+budget\s+(?:of\s+)?)?"
+    rf"{money_pattern('budget')}(?!\s*(?:of|from)\b)",
     re.IGNORECASE,
 )
 _FRACTION_WORDS = {
@@ -115,15 +115,15 @@ _FRACTION_RE = re.compile(
     rf"|(?P<times>{_NUMBER})\s*times\b"
     r")"
     r"(?:\s+of\s+(?:"
-    rf"(?P<own>(?:my|the)\s+budget)(?:\s+(?:of\s+)?{_money('budget')})?"
+    rf"(?P<own>(?:my|the)\s+budget)(?:\s+(?:of\s+)?{money_pattern('budget')})?"
     r"|(?:it|that|this)\b"
-    rf"|{_money('of')}"
+    rf"|{money_pattern('of')}"
     r"))?"
-    rf"\s*(?:\bis\b|=|:|\bcomes\s+to\b|\bwould\s+be\b)\s*{_money('stated')}",
+    rf"\s*(?:\bis\b|=|:|\bcomes\s+to\b|\bwould\s+be\b)\s*{money_pattern('stated')}",
     re.IGNORECASE,
 )
 _ROUND_DOWN_RE = re.compile(
-    rf"{_money('amount')}\s+round(?:s|ed)?\s+down\s+to\s+{_money('stated')}",
+    rf"{money_pattern('amount')}\s+round(?:s|ed)?\s+down\s+to\s+{money_pattern('stated')}",
     re.IGNORECASE,
 )
 
@@ -149,12 +149,12 @@ _Check = Callable[[re.Match[str], float], "tuple[float, float, bool] | None"]
 
 
 def _check_budget(match: re.Match[str], budget: float) -> tuple[float, float, bool]:
-    stated = _amount(match, "budget")
+    stated = amount_in(match, "budget")
     return stated, budget, abs(stated - budget) <= CENT + _EPSILON
 
 
 def _check_relation(match: re.Match[str], budget: float) -> tuple[float, float, bool]:
-    compared, stated_budget = _amount(match, "compared"), _amount(match, "budget")
+    compared, stated_budget = amount_in(match, "compared"), amount_in(match, "budget")
     within = compared <= stated_budget + HALF_CENT + _EPSILON
     return compared, stated_budget, within == (match.group("word").lower() == "within")
 
@@ -168,25 +168,25 @@ def _fraction(match: re.Match[str]) -> float:
 
 
 def _check_fraction(match: re.Match[str], budget: float) -> tuple[float, float, bool] | None:
-    fraction, stated = _fraction(match), _amount(match, "stated")
+    fraction, stated = _fraction(match), amount_in(match, "stated")
     if match.group("of"):
-        referent = _amount(match, "of")
+        referent = amount_in(match, "of")
     elif match.group("budget"):
-        referent = _amount(match, "budget")
+        referent = amount_in(match, "budget")
     elif match.group("own"):
         referent = budget
     else:
         earlier = MONEY_RE.search(match.string, 0, match.start())
         if earlier is None:
             return None  # a fraction of nothing stated: not checked
-        referent = _amount(earlier, "amount")
+        referent = amount_in(earlier, "amount")
     # Within a cent of the fraction of any amount that rounds to the referent.
     low, high = fraction * (referent - HALF_CENT) - CENT, fraction * (referent + HALF_CENT) + CENT
     return stated, fraction * referent, low - _EPSILON <= stated <= high + _EPSILON
 
 
 def _check_round_down(match: re.Match[str], budget: float) -> tuple[float, float, bool]:
-    amount, stated = _amount(match, "amount"), _amount(match, "stated")
+    amount, stated = amount_in(match, "amount"), amount_in(match, "stated")
     sources = (amount, amount - HALF_CENT) if amount > HALF_CENT else (amount,)
     digits = min(len(str(round(amount * 100))), _MAX_DIGITS)  # cutting more digits than the cents hold: no change
     nearest = amount

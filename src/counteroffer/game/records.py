@@ -104,6 +104,10 @@ class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     # records written before these were counted.
     misquote: bool | None = None
     quotes: int | None = None
+    # The arguments in the buyer's Talk (game/arguments.py), and how many the game found false; None for records
+    # written before these were counted, or scored without the product.
+    arguments: int | None = None
+    false_claims: int | None = None
 
 
 class EpisodeStatus(StrEnum):

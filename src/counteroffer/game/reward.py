@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from counteroffer.catalog.models import Product
+from counteroffer.game.arguments import Listing, episode_arguments, false_claims
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.quotes import episode_quotes, misquoted
 from counteroffer.game.records import EpisodeMetrics, MessageRecord, Outcome
@@ -59,7 +61,10 @@ def episode_metrics(
     price: float | None,
     budget: float,
     cost: float,
+    *,
+    product: Product | None = None,
 ) -> EpisodeMetrics:
+    """The metrics of a finished episode; with ``product``, also the buyer's arguments checked against it."""
     buyer_offers = [
         m.action.price
         for m in messages
@@ -71,6 +76,7 @@ def episode_metrics(
     )
     first_offer = buyer_offers[0] if buyer_offers else None
     quotes = episode_quotes(messages, budget)  # the reward never reads them: a misquote is counted, not punished
+    arguments = episode_arguments(messages, Listing.of(product)) if product is not None else None
     return EpisodeMetrics(
         reward=buyer_reward(outcome, price, budget, cost),
         deal=deal,
@@ -84,4 +90,6 @@ def episode_metrics(
         mutual_interest=budget > cost + VALUE_EPSILON,
         misquote=misquoted(quotes),
         quotes=len(quotes),
+        arguments=len(arguments) if arguments is not None else None,
+        false_claims=false_claims(arguments) if arguments is not None else None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, TurnRequest
 from counteroffer.agents.scripted.phrases import (
@@ -45,6 +46,9 @@ class ScriptedAgent(Agent):
     """A scripted agent: :meth:`decide` picks the action; the base class writes Thought and Talk around it."""
 
     buyer_phrases: dict[Situation, tuple[str, ...]] = BUYER_PHRASES
+    # Whether its decisions read the episode's Talk (the other side's, or its own): a simulation of it (the
+    # oracle's) must then play whole messages, not actions alone.
+    reads_talk: ClassVar[bool] = False
 
     def __init__(self, spec: str, role: Role, persona: Persona = Persona.NEUTRAL) -> None:
         super().__init__(spec, role)
@@ -55,7 +59,7 @@ class ScriptedAgent(Agent):
         """The action for this turn: a pure function of the view (and, for the oracle, the scenario)."""
 
     def act(self, requests: Sequence[TurnRequest]) -> list[Message | AgentFailure]:
-        return [self._message(request) for request in requests]
+        return [self.message(request) for request in requests]
 
     def _own_last_offer(self, view: RoleView) -> float | None:
         offer_kind = ActionKind.BUY if self.role is Role.BUYER else ActionKind.SELL
@@ -64,17 +68,22 @@ class ScriptedAgent(Agent):
                 return message.action.price
         return None
 
-    def _message(self, request: TurnRequest) -> str:
+    def message(self, request: TurnRequest) -> str:
+        """The whole message of one turn: a pure function of the request, as :meth:`decide`."""
         view = request.view
         action = self.decide(view, request)
+        return format_message(self.thought(view, action), self.talk(request, action), action)
+
+    def talk(self, request: TurnRequest, action: Action) -> str:
+        """The public words around ``action``: a template for its situation, picked by the episode's seed."""
+        view = request.view
         situation = self._situation(view, action)
         price = format_money(action.price) if action.price is not None else ""
         if self.role is Role.BUYER:
             template = pick(self.buyer_phrases[situation], request.seed, view.turn)
         else:
             template = pick(SELLER_PHRASES[self.persona][situation], request.seed, view.turn)
-        talk = template.format(title=short_title(view.title), price=price, asking=format_money(view.asking_price))
-        return format_message(self.thought(view, action), talk, action)
+        return template.format(title=short_title(view.title), price=price, asking=format_money(view.asking_price))
 
     def thought(self, view: RoleView, action: Action) -> str:
         """The private reasoning written before ``action``; buyers that imitate well state what it rests on."""

@@ -12,7 +12,10 @@ keeps the one with the highest reward (ties: fewer turns, then the earlier candi
 - walking away, which is worth 0 (conflicting interest, an unyielding seller).
 
 Because scripted sellers decide deterministically, a candidate's simulated outcome is exactly what happens in the
-real episode.
+real episode. Where words matter (a seller that reads the buyer's arguments, a rival that reads the seller's hints
+or its own promises: ``reads_talk``), the simulation plays both sides' whole messages, and the oracle playing a
+rival writes the rival's messages, words and all; elsewhere actions alone are simulated, which is faster and ends
+the same. The oracle's own plans argue nothing.
 """
 
 from __future__ import annotations
@@ -73,13 +76,21 @@ class OracleBuyer(ScriptedAgent):
         self._seller = opponent
         self._plans.clear()  # plans were searched against the previous opponent
 
-    def decide(self, view: RoleView, request: TurnRequest) -> Action:
+    def plan(self, request: TurnRequest) -> Plan | ScriptedAgent:
+        """The best candidate for this request's scenario, searched on first use."""
         if request.scenario is None:
             raise RuntimeError("the oracle buyer needs the full scenario in its turn requests")
-        key = (request.scenario.scenario_id, view.max_turns)
+        key = (request.scenario.scenario_id, request.view.max_turns)
         if key not in self._plans:
-            self._plans[key] = self.best_plan(request.scenario, view.max_turns, request.seed)
-        return self._plans[key].decide(view, request)
+            self._plans[key] = self.best_plan(request.scenario, request.view.max_turns, request.seed)
+        return self._plans[key]
+
+    def decide(self, view: RoleView, request: TurnRequest) -> Action:
+        return self.plan(request).decide(view, request)
+
+    def message(self, request: TurnRequest) -> str:
+        plan = self.plan(request)
+        return plan.message(request) if isinstance(plan, ScriptedAgent) else super().message(request)
 
     def rivals(self) -> list[ScriptedAgent]:
         if self._rivals is None:
@@ -113,10 +124,15 @@ class OracleBuyer(ScriptedAgent):
         config = GameConfig(max_turns=max_turns)
         for candidate in [*self.candidate_plans(scenario), *self.rivals()]:
             game = Negotiation(scenario, config)
+            spoken = isinstance(candidate, ScriptedAgent) and (candidate.reads_talk or self._seller.reads_talk)
             while not game.done:
                 view = game.view(game.next_role)
                 player = candidate if view.role is Role.BUYER else self._seller
-                game.play(player.decide(view, TurnRequest(view, seed)))
+                request = TurnRequest(view, seed)
+                if spoken:
+                    game.step(player.message(request))
+                else:
+                    game.play(player.decide(view, request))
             score = (game.reward, -game.turn)
             if score > best_score:
                 best, best_score = candidate, score
