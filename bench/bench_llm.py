@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ import torch
 
 from counteroffer.agents import make_agent
 from counteroffer.catalog import load_scenarios
+from counteroffer.experiment.machine import describe_machine
 from counteroffer.game import Negotiation, Role
 from counteroffer.models.backend import Sampling
 from counteroffer.models.hf import load_chat_model
@@ -135,8 +134,7 @@ def main() -> None:
         )
     if args.json:
         report = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}",
+            "machine": describe_machine(),
             "model": args.model,
             "dtype": args.dtype,
             "max_new_tokens": args.max_new_tokens,
