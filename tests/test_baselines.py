@@ -153,3 +153,17 @@ def test_every_family_with_a_grid_is_searched_and_a_family_added_later_joins_the
     monkeypatch.setitem(SCRIPTED_BUYERS, "stubborn", later)
     assert scripted_buyer_grid()[-1] == "scripted:stubborn?opening=0.07"
     assert BaselineSearch(sellers=SELLERS).buyers[-1] == "scripted:stubborn?opening=0.07"
+
+
+def test_against_sellers_that_read_the_best_talk_blind_buyer_is_reported_beside_the_winner(shared_data: Path) -> None:
+    buyers = ["scripted:arguer?policy=hint", "scripted:reader", "scripted:anchor"]
+    search = BaselineSearch(sellers=["scripted:reading-linear"], buyers=buyers, limit=12, data_root=str(shared_data))
+    result = run_baselines(search)
+    assert result.best.buyer == "scripted:arguer?policy=hint"  # arguing the hinted lever pays
+    assert result.best_talk_blind is not None and result.best_talk_blind.buyer in buyers[1:]
+    assert result.best_talk_blind.reward < result.best.reward
+    assert result.to_json()["best_talk_blind"] == result.best_talk_blind.buyer
+    plain = run_baselines(
+        BaselineSearch(sellers=["scripted:linear"], buyers=buyers[1:], limit=12, data_root=str(shared_data))
+    )
+    assert plain.best_talk_blind is plain.best  # without an arguing family the two bars are one

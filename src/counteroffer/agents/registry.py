@@ -80,6 +80,9 @@ class BuyerFamily:
 
     make: BuyerFactory
     grid: Mapping[str, tuple[float | str, ...]] = field(default_factory=dict)
+    # Whether its Talk carries arguments a reading seller checks (game/arguments.py); the others are talk-blind,
+    # and the best of them is the bar words must clear.
+    argues: bool = False
 
 
 SCRIPTED_BUYERS: dict[str, BuyerFamily] = {
@@ -101,6 +104,7 @@ SCRIPTED_BUYERS: dict[str, BuyerFamily] = {
             p.pop("digits", 2),
         ),
         ArguingBuyer.GRID,
+        argues=True,
     ),
     "oracle": BuyerFamily(lambda spec, _: OracleBuyer(spec, rivals=oracle_rivals)),
 }
@@ -122,6 +126,12 @@ def _written(value: float | str) -> str:
 def scripted_buyer_grid() -> list[str]:
     """Every registered family's grid: the scripted buyers the best scripted buyer is searched among."""
     return [spec for name, family in SCRIPTED_BUYERS.items() if family.grid for spec in family_grid(name)]
+
+
+def talk_blind(spec: str) -> bool:
+    """Whether a scripted buyer spec's family never argues (see :attr:`BuyerFamily.argues`)."""
+    family = SCRIPTED_BUYERS.get(spec.removeprefix("scripted:").partition("?")[0])
+    return family is not None and not family.argues
 
 
 def oracle_rivals() -> list[str]:

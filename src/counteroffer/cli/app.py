@@ -199,6 +199,8 @@ def baselines(
     for name, row in result.family_best().items():
         console.print(f"best {name}: {row.buyer} ({row.interval.format() if row.interval else f'{row.reward:.3f}'})")
     console.print(f"best scripted buyer: [bold]{result.best.buyer}[/]")
+    if result.best_talk_blind is not None and result.best_talk_blind is not result.best:
+        console.print(f"best talk-blind buyer (its words argue nothing): [bold]{result.best_talk_blind.buyer}[/]")
 
 
 @app.command()

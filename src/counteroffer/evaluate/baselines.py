@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from counteroffer.agents.registry import make_agent, scripted_buyer_grid
+from counteroffer.agents.registry import make_agent, scripted_buyer_grid, talk_blind
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.defaults import BASELINE_MAX_TURNS
 from counteroffer.errors import ConfigError
@@ -95,6 +95,12 @@ class BaselineResult:
         """The best scripted buyer: the winner over every family searched."""
         return self.rows[0]
 
+    @property
+    def best_talk_blind(self) -> BaselineRow | None:
+        """The best buyer whose words carry no arguments: against sellers that read, the bar that arguing must
+        clear (the same as :attr:`best` while no arguing family leads; ``None`` if none was searched)."""
+        return next((row for row in self.rows if talk_blind(row.buyer)), None)
+
     def family_best(self) -> dict[str, BaselineRow]:
         """Each family's best setting, families in the order of their winners."""
         best: dict[str, BaselineRow] = {}
@@ -106,6 +112,7 @@ class BaselineResult:
         return {
             "search": self.search.model_dump(mode="json"),
             "best": self.best.buyer,
+            "best_talk_blind": self.best_talk_blind.buyer if self.best_talk_blind else None,
             "family_best": {name: row.buyer for name, row in self.family_best().items()},
             "rows": [
                 {
