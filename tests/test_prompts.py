@@ -251,3 +251,28 @@ def test_a_checkpoint_written_with_the_old_key_still_loads_its_prompt_settings(t
     packaged = {"prompts": None, "thousands_separator": False}
     (tmp_path / AGENT_DEFAULTS_FILE).write_text(json.dumps(packaged))
     assert agent_defaults(str(tmp_path)) == {"thousands_separator": "False"}
+
+
+TALK_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "talk"
+
+
+def test_the_talk_prompt_shows_what_a_buyer_may_cite_and_nothing_private(shared_data: Path) -> None:
+    """The prompt of the words experiment: the listing and the public prices, the forms the checker reads; the
+    packaged prompt shows no price history."""
+    from counteroffer.game.arguments import find_arguments
+
+    settings = PromptSettings(templates_dir=TALK_PROMPTS, description_chars=200, features_chars=0)
+    scenario = next(
+        s
+        for s in load_scenarios("amazon", "train", data_root=shared_data).scenarios
+        if s.product.current_price and s.product.average_price and s.product.description
+    )
+    view = Negotiation(scenario).view(Role.BUYER)
+    system = PromptBuilder(Role.BUYER, settings=settings).chat(view)[0]["content"]
+    current, average = _money(scenario.product.current_price), _money(scenario.product.average_price)
+    assert f"Public prices: current {current}, average {average}." in system
+    assert "The listing: " + scenario.product.description[:40] in system
+    assert _money(scenario.cost) not in system.replace(current, "").replace(average, "")
+    cited = find_arguments(f"The average price is {average}.", view.listing, 1)
+    assert [a.true for a in cited] == [True]  # what the prompt shows, the checker accepts
+    assert "Public prices" not in PromptBuilder(Role.BUYER).chat(view)[0]["content"]

@@ -19,6 +19,10 @@ cost", "above your cost"), else "". The packaged templates leave it out (a capab
 itself); the CPU recipe's compact prompt shows it, because a 135M model cannot compare two prices reliably and
 a buyer that cannot tell whether a price fits its budget overpays whatever it learns.
 
+Every template also gets ``public_prices`` (name → amount: the product's current and average price where the
+catalogue has them, :func:`counteroffer.game.arguments.public_prices`), the prices a buyer may cite to a seller
+that reads arguments; the packaged and compact templates do not show them, ``configs/prompts/talk`` does.
+
 ``thousands_separator: False`` writes every dollar amount the role reads without separators (``$1299.50``), and
 :meth:`PromptBuilder.in_money_style` rewrites demonstrations the same way: a small model halving ``$1,529.70``
 digit by digit loses the comma's place ("Half of $1,529.70 is $81.75"). The role's own earlier messages are kept
@@ -101,6 +105,7 @@ class PromptBuilder:
             "description": _cap(view.description, self.settings.description_chars),
             "features": _cap(view.features, self.settings.features_chars),
             "asking_price": format_money(view.asking_price),
+            "public_prices": {name: format_money(price) for name, price in view.public_prices},
             "private_value": format_money(view.private_value),
             "max_turns": view.max_turns,
             "turn": view.turn,
