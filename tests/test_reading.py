@@ -4,12 +4,13 @@ regulator, the oracle, and what arguing earns against them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import make_scenario
+from conftest import make_scenario, run_cli
 from invariants import check_episode
 
 from counteroffer.agents import TurnRequest, make_agent
@@ -308,3 +309,18 @@ def test_reading_the_hint_pays_and_arguing_everything_does_not(train_split: list
             records.append,
         )
         assert mean_reward(records) < mean_reward(play(scenarios, "scripted:arguer?policy=hint", seller)) - 0.05
+
+
+def test_a_bench_summary_counts_arguments_and_false_claims(shared_data: Path, tmp_path: Path) -> None:
+    """End to end through the CLI: the summary's argument and false-claim rates, with exact intervals."""
+    buyers = ["scripted:arguer?policy=none", "scripted:arguer?policy=hint", "scripted:arguer?policy=all"]
+    args = [a for buyer in buyers for a in ("--buyer", buyer)]
+    args += ["--seller", "scripted:reading-linear", "--split", "test", "--limit", "8"]
+    result = run_cli("bench", *args, "--data", shared_data, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    rows = {row["buyer"]: row["overall"] for row in json.loads((tmp_path / "run" / "summary.json").read_text())["rows"]}
+    silent, hinted, everything = (rows[buyer] for buyer in buyers)
+    assert silent["argument_rate"]["mean"] == 0 and silent["false_claim_rate"]["mean"] == 0
+    assert hinted["argument_rate"]["mean"] > 0.5
+    assert everything["argument_rate"]["mean"] == 1 and everything["false_claim_rate"]["mean"] > 0  # broken promises
+    assert everything["false_claim_rate"]["events"] <= everything["false_claim_rate"]["n"]

@@ -23,6 +23,10 @@ class GroupSummary(BaseModel):
     protocol_error_rate: Estimate
     regulator_interventions: Estimate  # per episode
     misquote_rate: Estimate  # episodes where the buyer misquoted its budget or arithmetic (game/quotes.py)
+    # Episodes where the buyer's Talk made a checked argument, and where one was false (game/arguments.py); None in
+    # summaries written before they were counted.
+    argument_rate: Estimate | None = None
+    false_claim_rate: Estimate | None = None
 
 
 class RowSummary(BaseModel):
@@ -51,6 +55,8 @@ _METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
     "protocol_error_rate": lambda m: float(m.protocol_error),
     "regulator_interventions": lambda m: float(m.regulator_interventions),
     "misquote_rate": lambda m: float(m.misquote) if m.misquote is not None else None,
+    "argument_rate": lambda m: float(m.arguments > 0) if m.arguments is not None else None,
+    "false_claim_rate": lambda m: float(m.false_claims > 0) if m.false_claims is not None else None,
 }
 
 
