@@ -132,6 +132,7 @@ class Negotiation:
         "price",
         "_history",
         "_own_raw",
+        "_public_prices",
     )
 
     def __init__(self, scenario: Scenario, config: GameConfig | None = None) -> None:
@@ -146,6 +147,7 @@ class Negotiation:
         self.price: float | None = None
         self._history: list[VisibleMessage] = []
         self._own_raw: dict[Role, list[str]] = {Role.BUYER: [], Role.SELLER: []}
+        self._public_prices = tuple(public_prices(scenario.product).items())  # every view shows the same
 
     @property
     def done(self) -> bool:
@@ -182,7 +184,7 @@ class Negotiation:
             own_messages=tuple(self._own_raw[role]),
             last_buy=self.last_buy,
             last_sell=self.last_sell,
-            public_prices=tuple(public_prices(product).items()),
+            public_prices=self._public_prices,
         )
 
     def step(self, raw: str) -> MessageRecord:

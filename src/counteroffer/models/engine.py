@@ -42,8 +42,8 @@ from counteroffer.models.backend import Sampling
 
 BUCKET_TOKENS = 16  # cached sequences are looked up by their first tokens
 DEFAULT_CACHE_TOKENS = 1 << 17
-# Measured on 2 cores: 64 buyer prompts (314-870 tokens) prefilled 404 tokens/s in one padded batch and ??? in runs
-# of at most 2,048 tokens (BENCHMARKS.md, "How close generation is to the machine").
+# Measured on 2 cores (bfloat16): 64 buyer prompts of 314-870 tokens prefilled at 404 tokens/s in one padded batch
+# and at 926 in runs of at most 2,048 tokens (BENCHMARKS.md, "How close generation is to the machine").
 DEFAULT_PREFILL_TOKENS = 2048
 
 

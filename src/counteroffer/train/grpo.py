@@ -128,11 +128,12 @@ class EpisodeRollout:
         )
         ordered = [records[job.seed] for job in jobs]
         tokens = [buyer.episodes[job.seed] for job in jobs]
-        rollout: dict[str, float] = {"seconds": round(time.perf_counter() - started, 2)}
+        elapsed = time.perf_counter() - started
+        rollout: dict[str, float] = {"seconds": round(elapsed, 2)}
         if counted is not None:
             rollout.update(self._generator.stats.since(counted))  # type: ignore[union-attr]
         if self.clock is not None:
-            self.clock.add("rollout", time.perf_counter() - started)
+            self.clock.add("rollout", elapsed)
             self.clock.add("policy_generation", rollout.get("generate_seconds", 0.0))
         self._report(ordered, trainer, step, rollout)
         return {
