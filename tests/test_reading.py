@@ -25,10 +25,11 @@ from counteroffer.agents.scripted import (
 )
 from counteroffer.agents.scripted.arguers import PROMISE, argument_sentence
 from counteroffer.agents.scripted.base import seller_floor
-from counteroffer.agents.scripted.reading import HINTS, HintSet, Reading, read
+from counteroffer.agents.scripted.reading import Reading, read
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.game import Action, ActionKind, EpisodeRecord, Negotiation, Role
 from counteroffer.game.arguments import Argument, ArgumentKind, Listing, find_arguments
+from counteroffer.game.hints import HINTS, HintSet, argument_match, hinted_lever
 from counteroffer.rollout.runner import plan_jobs, run_episodes
 from counteroffer.seeding import derive_seed
 
@@ -160,6 +161,25 @@ def test_read_tells_the_lever_from_the_waste_and_the_lies() -> None:
     )
     assert read([argument(PAYMENT, 1, None)], PAYMENT, 1) == Reading(True, False, True, 0)  # taken at its word
     assert read([argument(PAYMENT, 1, False), argument(MARKET, 2)], MARKET, 2).hardened
+
+
+def test_the_match_needs_only_true_arguments_of_the_hinted_lever() -> None:
+    def argument(kind: ArgumentKind, true: bool | None = True) -> Argument:
+        return Argument(kind, "", None, true, 1)
+
+    assert argument_match([argument(MARKET)], None) is None  # no hint: nothing to answer
+    assert argument_match([], FACT) is False
+    assert argument_match([argument(FACT), argument(FACT)], FACT) is True
+    assert argument_match([argument(PAYMENT, None)], PAYMENT) is True  # a promise not yet tested
+    assert argument_match([argument(FACT), argument(MARKET)], FACT) is False  # one off-lever argument
+    assert argument_match([argument(FACT, False)], FACT) is False  # a false quote
+
+
+def test_the_hinted_lever_is_read_from_the_sellers_talk_only(test_split: list[Scenario]) -> None:
+    record = play(test_split[:1], "scripted:arguer?policy=none", "scripted:reading-linear?levers=listing_fact")[0]
+    assert hinted_lever(record.messages) is FACT
+    assert hinted_lever(record.messages, Role.BUYER) is None
+    assert record.metrics is not None and record.metrics.argument_match is False  # it never argued
 
 
 ASKING, COST = 200.0, 100.0
@@ -311,16 +331,26 @@ def test_reading_the_hint_pays_and_arguing_everything_does_not(train_split: list
         assert mean_reward(records) < mean_reward(play(scenarios, "scripted:arguer?policy=hint", seller)) - 0.05
 
 
-def test_a_bench_summary_counts_arguments_and_false_claims(shared_data: Path, tmp_path: Path) -> None:
-    """End to end through the CLI: the summary's argument and false-claim rates, with exact intervals."""
-    buyers = ["scripted:arguer?policy=none", "scripted:arguer?policy=hint", "scripted:arguer?policy=all"]
+def test_a_bench_summary_counts_arguments_false_claims_and_matches(shared_data: Path, tmp_path: Path) -> None:
+    """End to end through the CLI: the summary's argument, false-claim and argument-lever match rates, with exact
+    intervals: the buyer that answers the hint matches it nearly always, one that argues at random about a third
+    of the time, one that argues everything never."""
+    buyers = [
+        "scripted:arguer?policy=none",
+        "scripted:arguer?policy=hint",
+        "scripted:arguer?policy=all",
+        "scripted:arguer?policy=random",
+    ]
     args = [a for buyer in buyers for a in ("--buyer", buyer)]
-    args += ["--seller", "scripted:reading-linear", "--split", "test", "--limit", "8"]
+    args += ["--seller", "scripted:reading-linear", "--split", "test", "--limit", "24"]
     result = run_cli("bench", *args, "--data", shared_data, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     rows = {row["buyer"]: row["overall"] for row in json.loads((tmp_path / "run" / "summary.json").read_text())["rows"]}
-    silent, hinted, everything = (rows[buyer] for buyer in buyers)
+    silent, hinted, everything, random = (rows[buyer] for buyer in buyers)
     assert silent["argument_rate"]["mean"] == 0 and silent["false_claim_rate"]["mean"] == 0
+    assert silent["argument_match_rate"]["mean"] == 0 and everything["argument_match_rate"]["mean"] == 0
+    assert hinted["argument_match_rate"]["mean"] > 0.8 > random["argument_match_rate"]["mean"] > 0.1
+    assert hinted["argument_match_rate"]["n"] == hinted["episodes"]  # every reading seller's offer hints
     assert hinted["argument_rate"]["mean"] > 0.5
     assert everything["argument_rate"]["mean"] == 1 and everything["false_claim_rate"]["mean"] > 0  # broken promises
     assert everything["false_claim_rate"]["events"] <= everything["false_claim_rate"]["n"]

@@ -27,6 +27,8 @@ class GroupSummary(BaseModel):
     # summaries written before they were counted.
     argument_rate: Estimate | None = None
     false_claim_rate: Estimate | None = None
+    # Episodes whose arguments answered the seller's hint (game/hints.py), over those with a hint.
+    argument_match_rate: Estimate | None = None
 
 
 class RowSummary(BaseModel):
@@ -57,6 +59,7 @@ _METRICS: dict[str, Callable[[EpisodeMetrics], float | None]] = {
     "misquote_rate": lambda m: float(m.misquote) if m.misquote is not None else None,
     "argument_rate": lambda m: float(m.arguments > 0) if m.arguments is not None else None,
     "false_claim_rate": lambda m: float(m.false_claims > 0) if m.false_claims is not None else None,
+    "argument_match_rate": lambda m: float(m.argument_match) if m.argument_match is not None else None,
 }
 
 

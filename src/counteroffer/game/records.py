@@ -108,6 +108,9 @@ class EpisodeMetrics(msgspec.Struct, gc=False, frozen=True, kw_only=True):
     # written before these were counted, or scored without the product.
     arguments: int | None = None
     false_claims: int | None = None
+    # Whether they answered the seller's hint (game/hints.py: argued, only true arguments of the hinted lever);
+    # None where the seller hinted at none, or for records written before it was counted.
+    argument_match: bool | None = None
 
 
 class EpisodeStatus(StrEnum):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from counteroffer.catalog.models import Product
 from counteroffer.game.arguments import Listing, episode_arguments, false_claims
+from counteroffer.game.hints import argument_match, hinted_lever
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.quotes import episode_quotes, misquoted
 from counteroffer.game.records import EpisodeMetrics, MessageRecord, Outcome
@@ -92,4 +93,5 @@ def episode_metrics(
         quotes=len(quotes),
         arguments=len(arguments) if arguments is not None else None,
         false_claims=false_claims(arguments) if arguments is not None else None,
+        argument_match=argument_match(arguments, hinted_lever(messages)) if arguments is not None else None,
     )

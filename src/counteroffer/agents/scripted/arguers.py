@@ -6,7 +6,7 @@ checked arguments (:mod:`counteroffer.game.arguments`) in its Talk, for the sell
 - ``random``: one kind drawn from the episode's seed among those it can make true, whatever the seller hints (the
   seller's lever is drawn from the same seed under another name, so the two are unrelated): the teacher whose
   demonstrations show arguments without telling which one pays.
-- ``hint``: the kind the seller's Talk hinted at (any wording of :data:`~counteroffer.agents.scripted.reading.HINTS`,
+- ``hint``: the kind the seller's Talk hinted at (any wording of :data:`~counteroffer.game.hints.HINTS`,
   held out or not), once: close to the best a buyer that reads can do.
 - ``all``: every kind it can make true, every turn, keeping no promise: the foil that shows arguing everything
   every turn does not pay.
@@ -26,8 +26,8 @@ from typing import ClassVar
 
 from counteroffer.agents.base import TurnRequest
 from counteroffer.agents.scripted.buyers import ReaderBuyer
-from counteroffer.agents.scripted.reading import hinted_lever
 from counteroffer.game.arguments import ArgumentKind, Listing, listing_facts
+from counteroffer.game.hints import hinted_lever
 from counteroffer.game.messages import Action, format_money
 from counteroffer.game.negotiation import RoleView
 from counteroffer.seeding import derive_seed
@@ -82,7 +82,7 @@ class ArguingBuyer(ReaderBuyer):
             available = [kind for kind, sentence in sentences.items() if sentence is not None]
             kind: ArgumentKind | None = available[derive_seed(request.seed, "argument") % len(available)]
         else:
-            kind = hinted_lever(view)
+            kind = hinted_lever(view.history)
         sentence = sentences[kind] if kind is not None else None
         if sentence is None or any(sentence in raw for raw in view.own_messages):
             return []

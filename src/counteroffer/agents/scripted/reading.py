@@ -4,10 +4,10 @@ words can.
 
 Each episode the seller draws from its seed a hidden **lever**: the one :class:`ArgumentKind` that would move it
 (from ``levers``, every kind by default). It hints at it only in its own Talk: each [SELL] opens with one wording
-of :data:`HINTS` for its lever, picked by seed and turn; ``hints=train`` uses the wordings not held out,
-``hints=test`` only the held-out ones (one per lever), so a buyer can be tested on words it never trained on, and
-``levers=`` likewise holds a lever kind out. No hint names the argument ("I need the money this week", not "promise
-to pay today").
+of :data:`~counteroffer.game.hints.HINTS` for its lever, picked by seed and turn; ``hints=train`` uses the
+wordings not held out, ``hints=test`` only the held-out ones (one per lever), so a buyer can be tested on words it
+never trained on, and ``levers=`` likewise holds a lever kind out. No hint names the argument ("I need the money
+this week", not "promise to pay today").
 
 The seller prices like its base strategy (:class:`~counteroffer.agents.scripted.sellers.ConcessionSeller` or
 :class:`~counteroffer.agents.scripted.sellers.TitForTatSeller`, with its persona's floor, pace and words) towards
@@ -32,13 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from counteroffer.agents.base import TurnRequest
 from counteroffer.agents.scripted.base import ceil_cents, seller_floor
 from counteroffer.agents.scripted.phrases import pick
 from counteroffer.agents.scripted.sellers import ScriptedSeller
 from counteroffer.game.arguments import Argument, ArgumentKind, shown_arguments
+from counteroffer.game.hints import HintSet, hint_texts
 from counteroffer.game.messages import Action, ActionKind
 from counteroffer.game.negotiation import RoleView
 from counteroffer.seeding import derive_seed
@@ -46,46 +46,6 @@ from counteroffer.seeding import derive_seed
 HELD_MARGIN = 0.5  # share of the margin above its persona's floor a reading seller keeps until its lever is pulled
 LEVER_KEPT = 0.25  # share of the held floor's margin above cost that the lever leaves
 WASTE_KEPT = 0.5  # share of its concession a reading seller still makes per wasted argument
-
-
-class HintSet(StrEnum):
-    ALL = "all"
-    TRAIN = "train"  # the wordings not held out
-    TEST = "test"  # the held-out wordings only
-
-
-@dataclass(frozen=True, slots=True)
-class Hint:
-    id: str  # stable, to name a wording in results and configs whatever its text becomes
-    lever: ArgumentKind
-    text: str
-    held_out: bool = False
-
-
-HINTS: tuple[Hint, ...] = (
-    Hint("market-know", ArgumentKind.MARKET_PRICE, "I know what these go for, so don't try to fool me."),
-    Hint("market-unchecked", ArgumentKind.MARKET_PRICE, "I haven't checked prices elsewhere in a while."),
-    Hint("market-memory", ArgumentKind.MARKET_PRICE, "I priced it from memory, to be honest."),
-    Hint("market-seen", ArgumentKind.MARKET_PRICE, "If you've seen it for less out there, I'm listening.", True),
-    Hint("listing-imperfect", ArgumentKind.LISTING_FACT, "It's not perfect, I'll admit."),
-    Hint("listing-hurry", ArgumentKind.LISTING_FACT, "I wrote the listing in a hurry."),
-    Hint("listing-all", ArgumentKind.LISTING_FACT, "Everything about it is in the listing, the good and the bad."),
-    Hint("listing-flawless", ArgumentKind.LISTING_FACT, "I won't pretend it's flawless.", True),
-    Hint("payment-week", ArgumentKind.QUICK_PAYMENT, "I need the money this week."),
-    Hint("payment-moving", ArgumentKind.QUICK_PAYMENT, "I'm moving soon and want this gone."),
-    Hint("payment-rent", ArgumentKind.QUICK_PAYMENT, "Rent's due, honestly."),
-    Hint("payment-waiting", ArgumentKind.QUICK_PAYMENT, "I'd rather not wait around for buyers.", True),
-)
-
-
-def hinted_lever(view: RoleView) -> ArgumentKind | None:
-    """The lever the other side's Talk first hinted at (any wording of :data:`HINTS`), if any."""
-    for message in view.history:
-        if message.role is not view.role:
-            for hint in HINTS:
-                if hint.text in message.talk:
-                    return hint.lever
-    return None
 
 
 def parse_levers(words: str) -> tuple[ArgumentKind, ...]:
@@ -138,14 +98,7 @@ class ReadingSeller(ScriptedSeller):
             raise ValueError("a reading seller needs at least one lever")
         self.base = base
         self.levers = tuple(levers)
-        self.hints = {
-            lever: tuple(
-                hint.text
-                for hint in HINTS
-                if hint.lever is lever and (hints is HintSet.ALL or hint.held_out is (hints is HintSet.TEST))
-            )
-            for lever in self.levers
-        }
+        self.hints = {lever: hint_texts(lever, hints) for lever in self.levers}
 
     def lever(self, seed: int) -> ArgumentKind:
         """The episode's hidden lever: a function of its seed alone."""
