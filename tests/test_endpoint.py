@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from fake_openai_server import (
 
 from counteroffer.agents import AgentFailure, AgentSpecError, TurnRequest, make_agent
 from counteroffer.agents.base import Reply
+from counteroffer.agents.scripted.phrases import TERSE_BUYER_PHRASES
 from counteroffer.catalog import Scenario, load_scenarios
 from counteroffer.evaluate.bench import BenchConfig, BenchResult, run_bench
 from counteroffer.evaluate.seller_play import summarize_seller_play
@@ -377,6 +379,31 @@ def test_key_env_selects_the_variable(fake: RunningServer, monkeypatch: pytest.M
     monkeypatch.delenv("MY_KEY")
     _assert_valid(_act(fake.spec("key_env=MY_KEY"))[0])
     assert fake.fake.seen()[-1].headers["authorization"] == "Bearer EMPTY"  # an unset variable: no key at all
+
+
+def test_talk_plain_replaces_only_the_words(fake: RunningServer, tmp_path: Path, shared_data: Path) -> None:
+    """The talk ablation (``talk=plain``): the same model's offers and actions, with its Talk replaced by the scripted
+    reader's template for each action. Against a seller that ignores words, the actions are identical; the Talk
+    that stated the budget (``leak``) is gone."""
+    fake.fake.set_default("leak", role="buyer")
+    runs = {
+        talk: _records(_bench(tmp_path / talk, shared_data, fake.spec(f"talk={talk}"), limit=3, rollouts=1))
+        for talk in ("own", "plain")
+    }
+    templates = [
+        re.compile(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t))) for ts in TERSE_BUYER_PHRASES.values() for t in ts
+    ]
+    plain_talks = 0
+    for own, plain in zip(runs["own"], runs["plain"], strict=True):
+        budget = _money(own.scenario.budget)
+        own_buyer = [m for m in own.messages if m.role is Role.BUYER]
+        plain_buyer = [m for m in plain.messages if m.role is Role.BUYER]
+        assert [m.action for m in own_buyer] == [m.action for m in plain_buyer]
+        assert any(budget in m.talk for m in own_buyer)
+        for m in plain_buyer:
+            assert budget not in m.raw and any(t.fullmatch(m.talk) for t in templates), m.talk
+            plain_talks += 1
+    assert plain_talks >= 3
 
 
 # --- reasoning ----------------------------------------------------------------------------------------------------

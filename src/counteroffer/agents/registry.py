@@ -42,6 +42,9 @@ SellerFactory = Callable[[str, Persona, Params], Agent]
 BuyerFactory = Callable[[str, Params], Agent]
 LLM_BACKENDS = ("hf", "openai")
 WORD_PARAMETERS = frozenset({"levers", "hints", "policy"})
+# The scripted agent whose words an LLM agent's Talk is replaced with under ``talk=plain`` (the talk ablation); the
+# seller's also writes a seller LLM's turn that stays malformed after its re-asks.
+PLAIN_TALKERS = {Role.BUYER: ("scripted:reader", "reader"), Role.SELLER: ("scripted:linear", "linear")}
 
 
 def _concession(exponent: float) -> SellerFactory:
@@ -183,10 +186,9 @@ def make_agent(spec: str, role: Role, persona: str = Persona.NEUTRAL) -> Agent:
     if backend in LLM_BACKENDS:
         from counteroffer.agents.llm.factory import make_llm_agent  # imports torch only when an LLM is asked for
 
-        fallback = (
-            _scripted_agent("scripted:linear", "linear", role, persona_value, {}) if role is Role.SELLER else None
-        )
-        return make_llm_agent(spec, backend, name, params, role, persona_value.value, fallback)
+        plain = _scripted_agent(*PLAIN_TALKERS[role], role, persona_value, {})
+        fallback = plain if role is Role.SELLER else None
+        return make_llm_agent(spec, backend, name, params, role, persona_value.value, fallback, plain)
     raise AgentSpecError(f"unknown agent backend {backend!r} in {spec!r}; available: scripted, hf, openai")
 
 

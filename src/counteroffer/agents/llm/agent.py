@@ -4,6 +4,10 @@ A seller whose message does not parse is asked again (with the error and its own
 if it still fails, the turn falls back to the scripted linear seller of the same persona and the record says so
 (``agent_reasked`` / ``agent_fallback`` events). A buyer's malformed message is not re-asked: it ends the episode
 with reward −1, as in the paper.
+
+With a ``talker`` (the spec's ``talk=plain``), the Talk of every well-formed message is replaced by the scripted
+``talker``'s template for the same action, its Thought and action kept: the talk ablation, which shows how much of
+a model's result its words carry.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
+from counteroffer.agents.scripted.base import ScriptedAgent
 from counteroffer.defaults import DEFAULT_PERSONA
-from counteroffer.game.messages import FormatError, Role, parse_message
+from counteroffer.game.messages import FormatError, Role, format_message, parse_message
 from counteroffer.models.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
 from counteroffer.prompts.render import PromptBuilder
 from counteroffer.prompts.settings import PromptSettings
@@ -37,6 +42,7 @@ class LLMAgent(Agent):
         prompts: PromptSettings | None = None,
         reasks: int = 2,
         fallback: Agent | None = None,
+        talker: ScriptedAgent | None = None,
     ) -> None:
         super().__init__(spec, role)
         self.backend = backend
@@ -45,6 +51,7 @@ class LLMAgent(Agent):
         self.prompts = PromptBuilder(role, persona, prompts)
         self.reasks = reasks if role is Role.SELLER else 0
         self.fallback = fallback
+        self.talker = talker
 
     @property
     def joint_key(self) -> object | None:
@@ -69,7 +76,8 @@ class LLMAgent(Agent):
         for agent, requests in members:
             end = start + len(requests)
             replies = [agent._reply(completion) for completion in completions[start:end]]
-            results.append(agent._repair(requests, chats[start:end], seeds[start:end], replies))
+            replies = agent._repair(requests, chats[start:end], seeds[start:end], replies)
+            results.append(agent._plain(requests, replies) if agent.talker is not None else replies)
             start = end
         return results
 
@@ -107,6 +115,21 @@ class LLMAgent(Agent):
                     # ``reasks`` holds the attempts that were asked again; the last one was not (it was replaced)
                     replies[i] = Reply(text, previous.reasoning, previous.reasks, self.fallback.spec, previous.text)
         return replies
+
+    def _plain(
+        self, requests: Sequence[TurnRequest], replies: list[Message | AgentFailure]
+    ) -> list[Message | AgentFailure]:
+        """Each well-formed reply with its Talk replaced by the talker's template for its action."""
+        assert self.talker is not None
+        plain: list[Message | AgentFailure] = []
+        for request, reply in zip(requests, replies, strict=True):
+            parsed = parse_message(reply.text, self.role) if isinstance(reply, Reply) else None
+            if isinstance(reply, Reply) and parsed is not None and not isinstance(parsed, FormatError):
+                talk = self.talker.talk(request, parsed.action)
+                text = format_message(parsed.thought, talk, parsed.action)
+                reply = Reply(text, reply.reasoning, reply.reasks, reply.fallback, reply.replaced)
+            plain.append(reply)
+        return plain
 
     def _reply(self, completion: Completion | AgentFailure) -> Reply | AgentFailure:
         if isinstance(completion, AgentFailure):

@@ -9,6 +9,9 @@ several servers, each request sent to the least busy one). Parameters (all optio
 - prompts (:class:`~counteroffer.prompts.settings.PromptSettings`): ``templates_dir`` (a folder overriding the
   packaged templates; its old name ``prompts`` still works), ``description_chars`` (600) and ``features_chars``
   (400): caps on the product text, ``none`` for the full text; ``thousands_separator`` (true);
+- ``talk``: ``own`` (the default) or ``plain``: every well-formed message's Talk replaced by the scripted
+  template for its action (the reader's words for a buyer, the linear seller's for a seller), offers and actions
+  kept: the talk ablation;
 - seller only: ``reasks`` (2): how often a malformed message is asked again before the scripted fallback;
 - ``hf`` only: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (cpu, cuda, ...), ``max_batch`` (16);
 - ``openai`` only: ``key_env`` (OPENAI_API_KEY: the environment variable holding the key), ``concurrency`` (16
@@ -23,6 +26,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.llm.agent import DEFAULT_TEMPERATURE, LLMAgent
+from counteroffer.agents.scripted.base import ScriptedAgent
 from counteroffer.config_file import validation_problems
 from counteroffer.game.messages import Role
 from counteroffer.models.backend import ChatBackend, Sampling
@@ -35,6 +39,9 @@ class LLMSettings(PromptSettings):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(96, ge=1, description="tokens per turn (a well-formed message needs 40-80)")
     reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
+    talk: Literal["own", "plain"] = Field(
+        "own", description="plain: the Talk of each message replaced by the scripted template (the talk ablation)"
+    )
 
 
 class HFSettings(LLMSettings):
@@ -60,8 +67,17 @@ def _settings(model: type[LLMSettings], spec: str, params: dict[str, str]) -> LL
 
 
 def make_llm_agent(
-    spec: str, backend_name: str, name: str, params: dict[str, str], role: Role, persona: str, fallback: Agent | None
+    spec: str,
+    backend_name: str,
+    name: str,
+    params: dict[str, str],
+    role: Role,
+    persona: str,
+    fallback: Agent | None,
+    plain: ScriptedAgent,
 ) -> LLMAgent:
+    """The LLM agent a spec names; ``fallback`` writes a seller's turn it cannot, ``plain`` is the scripted agent
+    whose Talk replaces its own under ``talk=plain``."""
     backend: ChatBackend
     if backend_name == "hf":
         # A checkpoint trained here says which prompt caps and turn length it learned; explicit params win.
@@ -109,6 +125,7 @@ def make_llm_agent(
             prompts=settings.prompt_settings(),
             reasks=settings.reasks,
             fallback=fallback,
+            talker=plain if settings.talk == "plain" else None,
         )
     except (FileNotFoundError, ValueError) as exc:
         backend.close()
