@@ -329,8 +329,25 @@ def test_the_bargained_ratio_alone_never_yields_persuasion() -> None:
     for line in rising:
         line["samples"] = []
     analysis = analyse_entries(rising, FAST)
-    assert analysis.test(Phase.PERSUASION).reason == "not testable: the log has no sample transcripts"
+    assert analysis.test(Phase.PERSUASION).reason == (
+        "not testable: the log has no argument-lever match rate (nor sample transcripts)"
+    )
     assert Phase.PERSUASION not in {s.phase for s in analysis.steps}
+
+
+def test_a_rising_argument_lever_match_rate_is_persuasion_from_the_log() -> None:
+    """Against sellers that hint, the persuasion signal is the logged argument-lever match rate of every episode
+    of the step (not the markers of a few samples, which here never appear); flat, it is no phase."""
+    rng = random.Random(3)
+    rising = [log_line(s, 0.5, 0.1, [sample()] * 8) for s in range(1, 31)]
+    for line in rising:
+        line["game"]["argument_match_rate"] = (0.3 if line["step"] < 18 else 0.7) + rng.uniform(-0.05, 0.05)
+    persuasion = analyse_entries(rising, FAST).test(Phase.PERSUASION)
+    assert persuasion.labelled and persuasion.first_step == 18 and persuasion.last_step == 30
+    assert persuasion.source == "log (argument-lever match rate)"
+    for line in rising:
+        line["game"]["argument_match_rate"] = 0.3 + rng.uniform(-0.05, 0.05)
+    assert not analyse_entries(rising, FAST).test(Phase.PERSUASION).labelled
 
 
 def test_private_thoughts_of_unparsable_messages_are_not_persuasion() -> None:

@@ -84,3 +84,24 @@ def test_a_runs_nested_evaluation_suite_shows_its_transcripts(shared_data: Path,
     assert f'data-key="{deal.key}"' in html
     assert deal.messages[0].shown_talk.replace("'", "&#39;") in html
     assert "Per-category results" in html
+
+
+def test_the_curves_of_a_talk_run_add_the_argument_rates() -> None:
+    """A log with an argument-lever match rate gets a third row of panels (the match, argument and false-claim
+    rates, as training and validation points); a log without one keeps two rows."""
+    import struct
+
+    from counteroffer.analysis.phases import analyse_entries
+    from counteroffer.report.plots import grpo_curves
+    from counteroffer.train.log_records import TrainLogEntry
+
+    def height(lines: list[dict]) -> int:
+        entries = [TrainLogEntry.of(line) for line in lines]
+        analysis = analyse_entries(entries)
+        png = grpo_curves(entries, analysis.steps, analysis.bands)
+        return struct.unpack(">II", png[16:24])[1]
+
+    talk = json.loads(json.dumps(FOUR_PHASES))
+    for line in talk:
+        line["game"] |= {"argument_match_rate": 0.4, "argument_rate": 0.9, "false_claim_rate": 0.1}
+    assert abs(height(talk) - 1.5 * height(FOUR_PHASES)) <= 2  # bbox_inches="tight" rounds by a pixel or so

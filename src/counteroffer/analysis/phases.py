@@ -15,8 +15,10 @@ signal, away from where the run started, that the order of the steps explains be
   its interest cannot be told; the samples are a few episodes a step, so that rate is coarse), and a log with
   neither cannot be tested for deadlock. The all-episode deadlock
   rate is shown but never tested.
-* **persuasion**: the share of sampled transcripts whose buyer Talk uses a persuasion marker rises. The bargained
-  ratio plays no part. A log without sample transcripts cannot be tested for persuasion.
+* **persuasion**: against sellers that hint at what moves them (``game/hints.py``), the step's argument-lever
+  match rate rises: the share of its episodes whose checked arguments are all true and of the hinted lever
+  (GRPO logs it per step). Elsewhere, the share of sampled transcripts whose buyer Talk uses a persuasion marker
+  rises. The bargained ratio plays no part. A log with neither cannot be tested for persuasion.
 
 The test (:func:`segment_test`). For a signal's series x_1..x_n (steps where it is ``None`` left out) and the
 phase's direction d (+1: the phase raises the signal, -1: lowers it), each contiguous segment [a, b] scores
@@ -124,7 +126,9 @@ class PhaseSignal:
 SIGNALS: dict[Phase, PhaseSignal] = {
     Phase.ANCHORING: PhaseSignal("first_offer_ratio", -1, "first offer / budget falls"),
     Phase.DEADLOCK: PhaseSignal("mutual_interest_deadlock_rate", +1, "no-deal share of mutual-interest episodes rises"),
-    Phase.PERSUASION: PhaseSignal("persuasion_rate", +1, "share of sampled buyers using persuasion markers rises"),
+    Phase.PERSUASION: PhaseSignal(
+        "persuasion_rate", +1, "argument-lever match rate (else share of sampled buyers using markers) rises"
+    ),
 }
 NAIVE_SIGNAL = PhaseSignal("first_offer_ratio", +1, "first offers higher than in the anchoring segment")
 PRECEDENCE = (Phase.PERSUASION, Phase.DEADLOCK, Phase.ANCHORING, Phase.NAIVE)  # the first that covers a step wins
@@ -147,11 +151,14 @@ class StepSignals:
     deal_rate: float | None
     bargained_ratio: float | None
     deadlock_rate: float | None  # every episode (shown, never tested: conflicting-interest walk-aways count here)
-    persuasion_rate: float | None  # share of sampled episodes whose buyer used any marker
+    # The step's argument-lever match rate where its sellers hint (persuasion_source "argument_match"), else the
+    # share of sampled episodes whose buyer used any marker ("markers").
+    persuasion_rate: float | None
     markers: dict[str, int] = field(default_factory=dict)  # sampled episodes using each argument type
     samples: int = 0
     mutual_interest_deadlock_rate: float | None = None  # share of mutual-interest episodes ending without a deal
     mutual_interest_source: str | None = None  # "log" or "samples": where that rate came from
+    persuasion_source: str | None = None
     phase: Phase | None = None
     phase_signal: str | None = None  # the signal whose significant trend put the phase here
 
@@ -267,6 +274,9 @@ def step_signals(entry: TrainLogEntry | dict) -> StepSignals:
     if deadlock is None:
         deadlock = deadlock_rate([t.outcome for t in transcripts if t.outcome is not None])
     persuasion, markers = _persuasion(transcripts)
+    persuasion_source = "markers" if persuasion is not None else None
+    if game.get("argument_match_rate") is not None:
+        persuasion, persuasion_source = game["argument_match_rate"], "argument_match"
     return StepSignals(
         step=entry.step,
         first_offer_ratio=game.get("first_offer_ratio"),
@@ -278,6 +288,7 @@ def step_signals(entry: TrainLogEntry | dict) -> StepSignals:
         samples=len(transcripts),
         mutual_interest_deadlock_rate=mutual_deadlock,
         mutual_interest_source=source,
+        persuasion_source=persuasion_source,
     )
 
 
@@ -360,7 +371,7 @@ def _not_testable(phase: Phase, steps: Sequence[StepSignals], have: int, setting
             )
         return "not testable: the log has no mutual-interest deadlock rate (nor sample transcripts)"
     if phase is Phase.PERSUASION and not have:
-        return "not testable: the log has no sample transcripts"
+        return "not testable: the log has no argument-lever match rate (nor sample transcripts)"
     if phase is Phase.ANCHORING and not have:
         return "not testable: the log has no first-offer ratio"
     return f"not testable: {have} steps have the signal, {2 * settings.min_steps} needed"
@@ -368,7 +379,10 @@ def _not_testable(phase: Phase, steps: Sequence[StepSignals], have: int, setting
 
 def _source(phase: Phase, steps: Sequence[StepSignals]) -> str:
     if phase is Phase.PERSUASION:
-        return "sample transcripts"
+        sources = {s.persuasion_source for s in steps if s.persuasion_rate is not None}
+        if sources == {"argument_match"}:
+            return "log (argument-lever match rate)"
+        return "sample transcripts" if sources == {"markers"} else "log, and sample transcripts where a step lacks it"
     if phase is not Phase.DEADLOCK:
         return "log"
     sources = {s.mutual_interest_source for s in steps if s.mutual_interest_deadlock_rate is not None}

@@ -51,6 +51,12 @@ GRPO_PANELS = (
     ("deadlock_rate", "deadlock rate", (0, 1)),
     ("format_error_rate", "format-error rate", (0, 1)),
 )
+# A third row where the sellers hint at what moves them (the log has an argument-lever match rate).
+TALK_PANELS = (
+    ("argument_match_rate", "argument-lever match rate", (0, 1)),
+    ("argument_rate", "episodes with an argument", (0, 1)),
+    ("false_claim_rate", "episodes with a false claim", (0, 1)),
+)
 
 
 def grpo_curves(
@@ -60,15 +66,18 @@ def grpo_curves(
     sft: Sequence[TrainLogEntry] | None = None,
 ) -> bytes:
     """The game metrics of each GRPO step (and held-out evaluations, as squares) over phase-coloured bands; the
-    reward panel adds each training seller's reward (dotted) where the log has them. With ``sft`` (the SFT log's
+    reward panel adds each training seller's reward (dotted) where the log has them, and a log with an
+    argument-lever match rate gets a row of the argument rates. With ``sft`` (the SFT log's
     lines), a last column shows that stage's loss and token accuracy: the whole run in one figure."""
     train = {e.step: e for e in entries if e.kind == "train"}
     held_out = {e.step: e.game or {} for e in entries if e.kind == "eval"}
     deadlock = {s.step: s.deadlock_rate for s in steps}
-    columns = 4 if sft is not None else 3
-    figure, axes_grid = plt.subplots(2, columns, figsize=(4 * columns, 6), sharex="col", squeeze=False)
+    talk = any((e.game or {}).get("argument_match_rate") is not None for e in entries)
+    panels = GRPO_PANELS + TALK_PANELS if talk else GRPO_PANELS
+    columns, rows = (4 if sft is not None else 3), len(panels) // 3
+    figure, axes_grid = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), sharex="col", squeeze=False)
     grpo_axes = [axes for row in axes_grid for axes in row[:3]]
-    for axes, (key, label, limits) in zip(grpo_axes, GRPO_PANELS, strict=True):
+    for axes, (key, label, limits) in zip(grpo_axes, panels, strict=True):
         _phase_bands(axes, bands)
         series = deadlock if key == "deadlock_rate" else {s: (e.game or {}).get(key) for s, e in train.items()}
         points = sorted((s, v) for s, v in series.items() if v is not None)
@@ -93,6 +102,8 @@ def grpo_curves(
         axes.set_xlabel("GRPO step")
     if sft is not None:
         _sft_panels(axes_grid[0][3], axes_grid[1][3], sft)
+        for row in axes_grid[2:]:
+            row[3].set_axis_off()
     handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLOURS[p]) for p in Phase]
     figure.legend(handles, [p.value for p in Phase], loc="lower center", ncol=4, frameon=False)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
