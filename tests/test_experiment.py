@@ -176,7 +176,7 @@ def test_summarize_only_writes_the_results_of_a_run_cut_short(shared_data: Path,
     if importlib.util.find_spec("transformers") is None:  # the command's hf: specs; not imported here (slow)
         pytest.skip("needs the llm extra")
     from counteroffer.evaluate.suite import run_suite
-    from counteroffer.experiment.pipeline import TIMINGS_FILE, Timings, best_scripted_buyer, evaluation_suite
+    from counteroffer.experiment.pipeline import TIMINGS_FILE, Timings, best_scripted_buyers, evaluation_suite
 
     config = tiny_config(tmp_path, shared_data)
     run = tmp_path / "run"
@@ -192,7 +192,7 @@ def test_summarize_only_writes_the_results_of_a_run_cut_short(shared_data: Path,
     experiment = ExperimentConfig.load(config, results=results, rollouts=1, limit=2, ledger=ledger)
     results.mkdir()
     # What the baselines and evaluate_scripted stages leave behind (the scripted buyers: no model loads here).
-    best = best_scripted_buyer(experiment, Timings(results / TIMINGS_FILE, run))
+    best, _ = best_scripted_buyers(experiment, Timings(results / TIMINGS_FILE, run))
     teachers = [spec for spec in experiment.train.sft.demo_buyers if spec != best]
     scripted = list(dict.fromkeys(["scripted:anchor", best, *teachers]))
     run_suite(evaluation_suite(experiment.train, scripted, rollouts=1, limit=2))
@@ -229,6 +229,83 @@ def test_summarize_only_writes_the_results_of_a_run_cut_short(shared_data: Path,
     assert paired["sft"] and all(d["difference"]["n"] == 0 for d in paired["sft"])  # nothing to pair with yet
     assert (results / "tables.md").is_file() and (site / "index.html").is_file()
     assert "best_scripted" in result.stdout and "results in" in result.stdout
+
+
+READING = ["scripted:reading-linear?levers=market_price&hints=train", "scripted:reading-titfortat?hints=train"]
+
+
+def test_a_run_against_sellers_that_read_has_the_talk_rows(shared_data: Path, tmp_path: Path) -> None:
+    """Against sellers that read words, the experiment adds the best talk-blind buyer, the oracle and the talk
+    ablation of the GRPO buyer, plays the config's held-out tables instead of the unseen opponents, and reports
+    the argument rates and the claims' paired differences (summarised here from the scripted rows alone)."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("needs the llm extra")
+    from counteroffer.evaluate.suite import run_suite
+    from counteroffer.experiment.pipeline import TIMINGS_FILE, Buyers, Timings, best_scripted_buyers, evaluation_suite
+
+    held_out = {"name": "held-out-wordings", "title": "Held out: wordings",
+                "sellers": [spec.replace("hints=train", "hints=test") for spec in READING]}  # fmt: skip
+    config = tiny_config(
+        tmp_path,
+        shared_data,
+        sft={"demo_buyers": ["scripted:arguer?policy=random"], "sellers": READING},
+        grpo={"sellers": READING},
+        evaluation={"held_out_tables": [held_out]},
+    )
+    run = tmp_path / "run"
+    for stage in ("sft", "grpo"):
+        (run / stage / "final").mkdir(parents=True)
+    (run / "grpo" / LOG_FILE).write_text("".join(TrainLogEntry.of(line).to_line() for line in FOUR_PHASES))
+    results, ledger = tmp_path / "results", tmp_path / "ledger.jsonl"
+    experiment = ExperimentConfig.load(config, results=results, rollouts=1, limit=2, ledger=ledger)
+    results.mkdir()
+    best, talk_blind = best_scripted_buyers(experiment, Timings(results / TIMINGS_FILE, run))
+    assert talk_blind is not None and not talk_blind.startswith("scripted:arguer")
+    buyers = Buyers.of(experiment.train, best, talk_blind)
+    assert buyers.grpo_talk_ablated == buyers.grpo + "&talk=plain" and buyers.grpo_talk_ablated in buyers.trained
+    run_suite(evaluation_suite(experiment.train, buyers.scripted, rollouts=1, limit=2))
+
+    result = run_cli("experiment", config, "--summarize-only", "--rollouts", "1", "--limit", "2",
+                     "--results", results, "--ledger", ledger, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    kinds = {row["buyer"]: row["kind"] for row in summary["rows"]}
+    assert kinds[talk_blind] in {"best_talk_blind", "best_scripted"} and kinds["scripted:oracle"] == "oracle"
+    assert {row["table"] for row in summary["rows"]} == {
+        "mixture", "reading-linear", "reading-titfortat", "held-out-wordings"
+    }  # fmt: skip
+    teacher = next(row for row in summary["rows"] if row["buyer"] == "scripted:arguer?policy=random")
+    assert teacher["argument_rate"] == 1.0 and 0.0 <= teacher["argument_match_rate"] <= 1.0
+    assert teacher["false_claim_rate"] is not None
+    assert summary["paired"] == []  # no trained buyer has played: no claim to pair yet
+    assert set(json.loads((results / "paired.json").read_text())) == {"best_scripted", "sft", "best_talk_blind", "grpo"}
+
+
+def test_the_claims_are_the_trained_buyers_paired_with_their_references() -> None:
+    """``summary.json``'s ``paired``: GRPO against the best talk-blind buyer and SFT, the talk ablation against
+    GRPO, SFT against the best talk-blind buyer, on every table; other pairs are left out."""
+    from counteroffer.experiment.summary import claims_paired
+
+    def difference(buyer: str, table: str, mean: float) -> dict:
+        estimate = {"mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1, "n": 64, "clusters": 32}
+        return {"buyer": buyer, "table": table, "difference": estimate, "better": 30, "worse": 20}
+
+    kinds = {"hf:g": "grpo", "hf:s": "sft", "hf:g&talk=plain": "grpo_talk_ablated"}
+    kinds["scripted:reader"] = "best_talk_blind"
+    paired = {
+        "best_talk_blind": [difference("hf:g", "mixture", 0.2), difference("hf:s", "mixture", 0.05),
+                            difference("scripted:anchor", "mixture", -0.3), difference("hf:g", "held-out", 0.1)],
+        "sft": [difference("hf:g", "mixture", 0.15), difference("hf:g&talk=plain", "mixture", 0.0)],
+        "grpo": [difference("hf:g&talk=plain", "mixture", -0.2)],
+    }  # fmt: skip
+    claims = {(d["buyer"], d["versus"], d["opponent"]): d for d in claims_paired(paired, kinds)}
+    assert set(claims) == {
+        ("grpo", "best_talk_blind", "mixture"), ("grpo", "best_talk_blind", "held-out"), ("grpo", "sft", "mixture"),
+        ("grpo_talk_ablated", "grpo", "mixture"), ("sft", "best_talk_blind", "mixture"),
+    }  # fmt: skip
+    ablation = claims[("grpo_talk_ablated", "grpo", "mixture")]
+    assert ablation["difference"] == -0.2 and ablation["ci"] == pytest.approx([-0.3, -0.1])
+    assert (ablation["n"], ablation["products"], ablation["better"], ablation["worse"]) == (64, 32, 30, 20)
 
 
 TEMPLATES = {

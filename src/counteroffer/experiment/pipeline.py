@@ -3,7 +3,8 @@ the summary (and optionally the HTML report). Every stage resumes: a re-run skip
 
 1. ``baselines``: every registered scripted buyer family is grid-searched on the *train* split against the
    training mixture (uniform: seller weights only shape what GRPO trains on); the winner is the "best scripted
-   buyer". A re-run with the same search reads it back from ``RESULTS/baselines.json``.
+   buyer", and the best of those that never argue the "best talk-blind buyer". A re-run with the same search reads
+   them back from ``RESULTS/baselines.json``.
 2. ``sft``: SFT on the config's demonstrations (skipped once ``OUT/sft/final`` exists; else it continues from the
    last checkpoint). ``evaluate_sft``: the SFT checkpoint against the training sellers before GRPO starts.
 3. ``grpo``: GRPO against the mixture (skipped once ``OUT/grpo/final`` exists), with the validation curve on
@@ -12,7 +13,10 @@ the summary (and optionally the HTML report). Every stage resumes: a re-run skip
    a run cut short has the cells the claims rest on: ``evaluate_scripted`` (the scripted rows), then
    ``evaluate_training`` (the trained buyers against the training mixture and each training seller),
    ``evaluate_unseen`` (a Boulware seller, the unyielding persona, CraigslistBargain) and ``evaluate_base`` (the
-   untrained model); the last two at ``later_rollouts``. Each resumes the suite: finished episodes are kept.
+   untrained model); the last two at ``later_rollouts``. Each resumes the suite: finished episodes are kept. The
+   config's ``evaluation.held_out_tables`` replace the unseen opponents (e.g. held-out hint wordings and levers).
+   Against sellers that read words (``reads_talk``), the rows also hold the best talk-blind buyer, the oracle and
+   the GRPO buyer with its Talk replaced by the scripted template (``talk=plain``: the talk ablation).
 5. The summary, written into the results folder (see :func:`summarize`).
 
 The wall time of every stage, summed over the run's resumptions, goes to ``RESULTS/timings.json``.
@@ -36,6 +40,7 @@ from counteroffer.evaluate.baselines import BASELINES_FILE, BaselineSearch, run_
 from counteroffer.evaluate.suite import SuiteConfig, SuiteTable, run_suite
 from counteroffer.experiment.config import ExperimentConfig
 from counteroffer.experiment.summary import (
+    claims_paired,
     grpo_paired,
     paired_against,
     record_test_evaluation,
@@ -44,6 +49,7 @@ from counteroffer.experiment.summary import (
     summary_rows,
 )
 from counteroffer.files import write_text_atomic
+from counteroffer.game.messages import Role
 from counteroffer.train.config import TrainConfig
 from counteroffer.train.log_records import LOG_FILE, TrainLogEntry, read_train_log
 
@@ -114,12 +120,30 @@ def llm_spec(model: str, config: TrainConfig, *, with_prompts: bool) -> str:
 
 
 def training_tables(config: TrainConfig) -> list[SuiteTable]:
-    """The tables of the sellers GRPO trained against: their mixture (pooled) and each one alone."""
+    """The tables of the sellers GRPO trained against: their mixture (pooled) and each one alone, named by its
+    strategy (``scripted:reading-linear?levers=...`` → ``reading-linear``)."""
     training = [choice.spec for choice in config.grpo.sellers if choice.persona == "neutral"]
     tables = [SuiteTable(name="mixture", title="The training mixture (pooled)", sellers=training)]
+    names = [spec.split(":")[-1].partition("?")[0] for spec in training]
     return tables + [
-        SuiteTable(name=spec.split(":")[-1], title=f"Training seller {spec}", seller=spec) for spec in training
+        SuiteTable(
+            name=name if names.count(name) == 1 else f"{name}-{index}", title=f"Training seller {spec}", seller=spec
+        )
+        for index, (name, spec) in enumerate(zip(names, training, strict=True), start=1)
     ]
+
+
+def held_out_tables(config: TrainConfig) -> list[SuiteTable]:
+    """The tables after the training sellers': the config's ``evaluation.held_out_tables``, else :data:`UNSEEN`."""
+    return UNSEEN if config.evaluation.held_out_tables is None else config.evaluation.held_out_tables
+
+
+def sellers_read_talk(config: TrainConfig) -> bool:
+    """Whether any seller GRPO trains against reads the buyer's words (``reads_talk``): then the experiment also
+    plays the best talk-blind buyer, the oracle and the talk ablation of the GRPO buyer."""
+    from counteroffer.agents import make_agent
+
+    return any(getattr(make_agent(c.spec, Role.SELLER), "reads_talk", False) for c in config.grpo.sellers)
 
 
 def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None = None) -> SuiteConfig:
@@ -133,7 +157,7 @@ def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limi
         max_turns=config.max_turns,
         seed=config.seed,
         data_root=config.data_root,
-        tables=training_tables(config) + UNSEEN,
+        tables=training_tables(config) + held_out_tables(config),
     )
 
 
@@ -154,36 +178,55 @@ def evaluate(
 
 @dataclass(slots=True)
 class Buyers:
-    """The buyers of the evaluation, by role, and each one's kind (the summary's line labels)."""
+    """The buyers of the evaluation, by role, and each one's kind (the summary's line labels). Against sellers
+    that read words, also the best talk-blind buyer, the oracle and the GRPO buyer with its Talk replaced by the
+    scripted template (``grpo_talk_ablated``)."""
 
     best_scripted: str
-    scripted: list[str]  # scripted:anchor, the best scripted buyer, the SFT teachers
+    scripted: list[str]  # scripted:anchor, the best scripted buyer, the SFT teachers (and the talk bounds)
     sft: str
     grpo: str
     base: str
     kinds: dict[str, str] = field(default_factory=dict)
+    best_talk_blind: str | None = None
+    grpo_talk_ablated: str | None = None
 
     @classmethod
-    def of(cls, config: TrainConfig, best_scripted: str) -> Buyers:
+    def of(cls, config: TrainConfig, best_scripted: str, best_talk_blind: str | None = None) -> Buyers:
         teachers = [spec for spec in config.sft.demo_buyers if spec != best_scripted]
         trained = {
             stage: llm_spec(str(config.out / stage / "final"), config, with_prompts=False) for stage in TRAINED_STAGES
         }
         base = llm_spec(config.model, config, with_prompts=True)
+        bounds = [best_talk_blind, "scripted:oracle"] if best_talk_blind is not None else []
         kinds = {"scripted:anchor": "anchor", best_scripted: "best_scripted", "scripted:oracle": "oracle"}
         kinds.update({spec: "teacher" for spec in teachers})
+        if best_talk_blind is not None:
+            kinds[best_talk_blind] = "best_talk_blind" if best_talk_blind != best_scripted else "best_scripted"
         kinds.update({spec: stage for stage, spec in trained.items()} | {base: "base"})
-        scripted = list(dict.fromkeys(["scripted:anchor", best_scripted, *teachers]))
-        return cls(best_scripted, scripted, trained["sft"], trained["grpo"], base, kinds)
+        ablated = trained["grpo"] + "&talk=plain" if best_talk_blind is not None else None
+        if ablated is not None:
+            kinds[ablated] = "grpo_talk_ablated"
+        scripted = list(dict.fromkeys(["scripted:anchor", best_scripted, *bounds, *teachers]))
+        return cls(best_scripted, scripted, trained["sft"], trained["grpo"], base, kinds, best_talk_blind, ablated)
 
     @property
     def trained(self) -> list[str]:
-        """The scripted rows and both trained buyers (the claims' rows)."""
-        return [*self.scripted, self.grpo, self.sft]
+        """The scripted rows and the trained buyers (the claims' rows)."""
+        ablation = [self.grpo_talk_ablated] if self.grpo_talk_ablated else []
+        return [*self.scripted, self.grpo, self.sft, *ablation]
 
     @property
     def every(self) -> list[str]:
         return [*self.trained, self.base]
+
+    def references(self) -> dict[str, str]:
+        """The buyers every other is compared with, paired, by name: the best scripted buyer and SFT; against
+        sellers that read, also the best talk-blind buyer and GRPO itself (what its talk ablation loses)."""
+        references = {"best_scripted": self.best_scripted, "sft": self.sft}
+        if self.best_talk_blind is not None:
+            references |= {"best_talk_blind": self.best_talk_blind, "grpo": self.grpo}
+        return references
 
 
 def check_ready(experiment: ExperimentConfig) -> None:
@@ -199,9 +242,9 @@ def check_ready(experiment: ExperimentConfig) -> None:
             )
 
 
-def best_scripted_buyer(experiment: ExperimentConfig, timings: Timings, log: Log = _silent) -> str:
-    """The baselines stage: the winner of the scripted buyers' grid on the train split (a resumed run keeps the
-    search it made, read back from the results folder)."""
+def best_scripted_buyers(experiment: ExperimentConfig, timings: Timings, log: Log = _silent) -> tuple[str, str | None]:
+    """The baselines stage: the winner of the scripted buyers' grid on the train split, and the best talk-blind
+    buyer among them (a resumed run keeps the search it made, read back from the results folder)."""
     config = experiment.train
     search = BaselineSearch(
         sellers=[c.model_copy(update={"weight": 1.0}) for c in config.grpo.sellers],
@@ -210,14 +253,16 @@ def best_scripted_buyer(experiment: ExperimentConfig, timings: Timings, log: Log
         seed=config.seed,
         data_root=config.data_root,
     )
-    saved = experiment.results / BASELINES_FILE
-    if saved.is_file() and json.loads(saved.read_text())["search"] == search.model_dump(mode="json"):
-        leader = json.loads(saved.read_text())["rows"][0]
+    saved_path = experiment.results / BASELINES_FILE
+    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else None
+    if saved is not None and saved["search"] == search.model_dump(mode="json"):
+        leader, talk_blind = saved["rows"][0], saved.get("best_talk_blind")
     else:
-        best = timings.run("baselines", lambda: run_baselines(search, experiment.results)).best
-        leader = {"buyer": best.buyer, "reward": best.reward}
-    log(f"best scripted buyer on train: {leader['buyer']} ({leader['reward']:.3f})")
-    return leader["buyer"]
+        result = timings.run("baselines", lambda: run_baselines(search, experiment.results))
+        leader = {"buyer": result.best.buyer, "reward": result.best.reward}
+        talk_blind = result.best_talk_blind.buyer if result.best_talk_blind else None
+    log(f"best scripted buyer on train: {leader['buyer']} ({leader['reward']:.3f}); best talk-blind: {talk_blind}")
+    return leader["buyer"], talk_blind
 
 
 def evaluation_stages(
@@ -290,7 +335,7 @@ def summarize(experiment: ExperimentConfig, buyers: Buyers, timings: Timings) ->
     suite = evaluation_suite(config, buyers.every, experiment.rollouts, experiment.limit)
     records = suite_records(suite)
     tables = suite_tables(suite, records)
-    paired = paired_against(suite, {"best_scripted": buyers.best_scripted, "sft": buyers.sft}, records)
+    paired = paired_against(suite, buyers.references(), records)
     write_text_atomic(results / PAIRED_FILE, json.dumps(paired, indent=2) + "\n")
     write_tables(suite.out, tables)
     write_text_atomic(results / TABLES_MARKDOWN, (suite.out / TABLES_MARKDOWN).read_text())
@@ -302,6 +347,7 @@ def summarize(experiment: ExperimentConfig, buyers: Buyers, timings: Timings) ->
     summary = {
         "rows": summary_rows(tables, buyers.kinds),
         "grpo_paired": grpo_paired(paired, buyers.grpo),
+        "paired": claims_paired(paired, buyers.kinds),
         "best_scripted": buyers.best_scripted,
         "checkpoint": "grpo/final (fixed before the run; grpo/best is chosen on validation products only)",
         "test_evaluations": record_test_evaluation(experiment.ledger, experiment.source, config, results),
@@ -327,7 +373,8 @@ def run_experiment(experiment: ExperimentConfig, log: Log = _silent) -> dict[str
     check_ready(experiment)
     experiment.results.mkdir(parents=True, exist_ok=True)
     timings = Timings(experiment.results / TIMINGS_FILE, experiment.train.out, log)
-    buyers = Buyers.of(experiment.train, best_scripted_buyer(experiment, timings, log))
+    best, best_talk_blind = best_scripted_buyers(experiment, timings, log)
+    buyers = Buyers.of(experiment.train, best, best_talk_blind if sellers_read_talk(experiment.train) else None)
     if not experiment.summarize_only:
         train_and_evaluate(experiment, buyers, timings)
     return summarize(experiment, buyers, timings)

@@ -25,7 +25,9 @@ KIND_LABELS = {  # in the order of the summary's lines
     "sft": "after SFT",
     "grpo": "after SFT + GRPO",
     "anchor": "`scripted:anchor`",
+    "grpo_talk_ablated": "after SFT + GRPO, its Talk replaced by the template",
     "best_scripted": "best scripted buyer",
+    "best_talk_blind": "best talk-blind scripted buyer",
     "teacher": "SFT teacher",
     "oracle": "`scripted:oracle` (knows cost and strategy)",
 }
@@ -33,6 +35,10 @@ KIND_LABELS = {  # in the order of the summary's lines
 
 def _exact(rate: Estimate) -> list[float] | None:
     return None if rate.exact_low is None else [rate.exact_low, rate.exact_high]
+
+
+def _mean(estimate: Estimate | None) -> float | None:
+    return None if estimate is None else estimate.mean
 
 
 def summary_rows(tables: Sequence[PaperTable], kinds: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -58,6 +64,9 @@ def summary_rows(tables: Sequence[PaperTable], kinds: Mapping[str, str]) -> list
                     "format_errors": summary.overall.format_error_rate.mean,
                     "format_errors_exact_ci": _exact(summary.overall.format_error_rate),
                     "misquote_rate": summary.overall.misquote_rate.mean,
+                    "argument_rate": _mean(summary.overall.argument_rate),
+                    "argument_match_rate": _mean(summary.overall.argument_match_rate),
+                    "false_claim_rate": _mean(summary.overall.false_claim_rate),
                     "bargained_ratio": summary.mutual_interest.bargained_ratio.mean,
                     "ci_n": ci.episodes,
                     "ci_overshoot": ci.overshoot_rate.mean,
@@ -129,6 +138,38 @@ def grpo_paired(paired: Mapping[str, list[dict[str, Any]]], grpo: str) -> dict[s
         for name, rows in paired.items()
     }
     return {name: row for name, row in found.items() if row is not None}
+
+
+# The claims of a run against sellers that read words: (buyer kind, reference): GRPO against the best talk-blind
+# buyer and its SFT start, and the talk ablation against GRPO itself.
+CLAIMS = (("grpo", "best_talk_blind"), ("grpo", "sft"), ("grpo_talk_ablated", "grpo"), ("sft", "best_talk_blind"))
+
+
+def claims_paired(paired: Mapping[str, list[dict[str, Any]]], kinds: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The claims' paired differences, on every table: ``{buyer, versus, opponent, difference, ci, better,
+    worse, n, products}`` (``difference``: the buyer's reward minus the reference's, episode by episode on the same
+    products, sellers and seeds; ``ci``: its 95% interval, resampling products). ``kinds``: each buyer spec's
+    kind; a claim whose reference was not compared is left out."""
+    specs = {kind: spec for spec, kind in kinds.items()}
+    rows = []
+    for kind, reference in CLAIMS:
+        for found in paired.get(reference, []):
+            if found["buyer"] == specs.get(kind):
+                difference = found["difference"]
+                rows.append(
+                    {
+                        "buyer": kind,
+                        "versus": reference,
+                        "opponent": found["table"],
+                        "difference": difference["mean"],
+                        "ci": [difference["ci_low"], difference["ci_high"]],
+                        "better": found["better"],
+                        "worse": found["worse"],
+                        "n": difference["n"],
+                        "products": difference["clusters"],
+                    }
+                )
+    return rows
 
 
 def ship_episodes(records: Mapping[Any, Sequence[EpisodeRecord]], results: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from counteroffer.catalog.recipes import CatalogName
 from counteroffer.config_file import ConfigError, load_yaml_model
 from counteroffer.defaults import DEFAULT_PERSONA, DEFAULT_SELLER
+from counteroffer.evaluate.suite import SuiteTable
 from counteroffer.game.messages import Role
 from counteroffer.game.negotiation import DEFAULT_MAX_TURNS
 from counteroffer.prompts.settings import PromptSettings
@@ -207,6 +208,11 @@ class EvaluationSettings(SellerMixSection):
         False,
         description="also save the policy with the best held-out reward so far to OUT/grpo/best (its step and "
         "metrics in best/validation.json); OUT/grpo/final stays the last step",
+    )
+    held_out_tables: list[SuiteTable] | None = Field(
+        None,
+        description="the experiment's test tables after the training sellers' (e.g. held-out hint wordings or "
+        "levers); null = the unseen opponents: a Boulware seller, the unyielding persona, CraigslistBargain",
     )
 
     @model_validator(mode="after")
