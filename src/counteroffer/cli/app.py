@@ -26,6 +26,7 @@ from counteroffer.cli.render import (
     paper_table,
     phase_table,
     seller_play_table,
+    talk_swap_table,
     transcript,
 )
 from counteroffer.config_file import parse_overrides, validate_settings
@@ -42,6 +43,7 @@ from counteroffer.evaluate.bench import BenchConfig, find_episode_files, run_ben
 from counteroffer.evaluate.play import play_episode
 from counteroffer.evaluate.seller_play import summarize_seller_play
 from counteroffer.evaluate.suite import Cell, load_suite, run_suite
+from counteroffer.evaluate.talk_swap import RESULT_FILE, TalkSwapConfig, run_talk_swap
 from counteroffer.experiment.config import DEFAULT_LEDGER, DEFAULT_RESULTS
 from counteroffer.files import write_text_atomic
 from counteroffer.rollout.store import read_episodes
@@ -467,6 +469,35 @@ def sellers(
         console.print_json(json.dumps([row.model_dump(mode="json") for row in rows]))
         return
     console.print(seller_play_table(rows))
+
+
+@app.command("talk-swap")
+def talk_swap(
+    seller: SellerOption,
+    out: Annotated[Path, typer.Option("--out", help="folder for talk_swap.json")],
+    persona: PersonaOption = DEFAULT_PERSONA,
+    catalog: CatalogOption = "amazon",
+    split: SplitOption = "test",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="first K products of the split")] = None,
+    rollouts: Annotated[int, typer.Option("--rollouts", min=1, help="games per product")] = 1,
+    max_turns: TurnsOption = DEFAULT_MAX_TURNS,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data: DataOption = None,
+) -> None:
+    """Does the seller's price answer the buyer's words? The buyer's second offer is held fixed and its Talk
+    swapped (the argument the seller hinted at, another true one, none, a false claim); the seller's concession
+    and deals under each, and each one's paired difference from none (intervals resample products)."""
+    try:
+        config = validate_settings(
+            TalkSwapConfig,
+            dict(seller=seller, persona=persona, catalog=catalog, split=split, limit=limit, rollouts=rollouts,
+                 max_turns=max_turns, seed=seed, data_root=data),
+        )  # fmt: skip
+        result = run_talk_swap(config, out)
+    except CounterofferError as exc:
+        _fail(exc)
+    console.print(talk_swap_table(result))
+    console.print(f"[dim]{out / RESULT_FILE}[/]")
 
 
 @app.command()

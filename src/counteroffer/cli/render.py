@@ -15,6 +15,7 @@ from counteroffer.analysis.tables import COLUMNS, PaperTable, format_cell
 from counteroffer.analysis.trajectory import offer_trajectory
 from counteroffer.evaluate.seller_play import SellerPlay
 from counteroffer.evaluate.summary import RowSummary
+from counteroffer.evaluate.talk_swap import TalkSwapResult
 from counteroffer.game.messages import Role, format_money_or_dash
 from counteroffer.game.records import EpisodeRecord
 
@@ -162,6 +163,23 @@ def seller_play_table(rows: Sequence[SellerPlay]) -> Table:
             row.deal_rate.format(1, percent=True),
             row.seller_reward.format(),
         )
+    return table
+
+
+def talk_swap_table(result: TalkSwapResult) -> Table:
+    """The Talk-swap test: the seller's concession and deals under each Talk, and each Talk's paired difference
+    from the plain template's."""
+    config = result.config
+    title = (
+        f"Talk swap: {config.seller} ({config.persona}), {result.games} games, {result.hinted} with a hint, "
+        f"fallback {format_cell(result.fallback_rate, percent=True)}"
+    )
+    table = Table(title=title, title_justify="left", caption=INTERVAL_CAPTION)
+    for name in ("buyer's Talk", "n", "concession", "deal", "minus none (paired)"):
+        table.add_column(name, justify="left" if name == "buyer's Talk" else "right")
+    for swap in result.swaps:
+        versus = swap.versus_none.format() if swap.versus_none is not None else "–"
+        table.add_row(swap.swap.value, str(swap.n), swap.concession.format(), swap.deal_rate.format(1, True), versus)
     return table
 
 
