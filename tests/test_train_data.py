@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from conftest import make_scenario, message, run_cli
 
-from counteroffer.agents import make_agent
+from counteroffer.agents import AgentSpecError, make_agent
 from counteroffer.agents.llm.factory import HFSettings
 from counteroffer.agents.scripted.phrases import SELLER_PHRASES
 from counteroffer.catalog import load_scenarios
@@ -208,6 +208,35 @@ def test_demonstrations_are_trained_in_the_buyers_money_style(chat_tokenizer) ->
     assert trained == [f"{drop_thousands_separators(text)}<|im_end|>" for text in written]
     sequence = tokenizer.decode(tokens.ids)
     assert "$1529.70" in sequence and not re.search(r"\$\d{1,3},\d{3}", sequence)
+
+
+@pytest.mark.parametrize("levers", ["market_price,listing_fact", "quick_payment"])
+def test_a_reading_sellers_demonstration_shows_the_lever_the_llm_seller_is_told(
+    shared_data: Path, chat_tokenizer, levers: str
+) -> None:
+    """A seller SFT'd on a reading seller sees, in every prompt, the lever that seller hinted at; an LLM seller
+    given the same ``levers`` draws the same lever for the same episode seed and sees the same prompt."""
+    from counteroffer.agents import TurnRequest
+    from counteroffer.game.hints import draw_lever, hinted_lever, parse_levers
+
+    talk = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "talk"
+    scenario = load_scenarios("amazon", "train", data_root=shared_data, limit=1).scenarios[0]
+    record = _played_episode(scenario, "scripted:arguer?policy=none", f"scripted:reading-linear?levers={levers}")
+    lever = hinted_lever(record.messages)
+    assert lever is draw_lever(record.seed, parse_levers(levers))
+    prompts = PromptBuilder(Role.SELLER, settings=PromptSettings(templates_dir=talk))
+    brief = {"market_price": "cites a true public price", "listing_fact": "quotes your listing truly",
+             "quick_payment": "promises to pay now"}[lever.value]  # fmt: skip
+    sequence = chat_tokenizer.tokenizer.decode(demonstration_tokens(record, prompts, chat_tokenizer).ids)
+    assert f"What would move you, privately: a buyer who {brief}" in sequence
+    seller = make_agent(f"hf:smollm2-135m?levers={levers}&templates_dir={talk}", Role.SELLER)
+    game = Negotiation(record.scenario, GameConfig(max_turns=record.max_turns))
+    game.step(record.messages[0].raw)
+    view = game.view(Role.SELLER)
+    assert seller.chat(TurnRequest(view, record.seed)) == prompts.chat(view, lever)  # type: ignore[attr-defined]
+    assert "What would move you" not in PromptBuilder(Role.SELLER, settings=PROMPTS).chat(view, lever)[0]["content"]
+    with pytest.raises(AgentSpecError, match="levers"):
+        make_agent(f"hf:smollm2-135m?levers={levers}", Role.BUYER)
 
 
 def test_a_checkpoints_money_style_reaches_the_agent_that_loads_it(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from counteroffer.game.arguments import Argument, ArgumentKind
 from counteroffer.game.messages import Role
+from counteroffer.seeding import derive_seed
 
 
 class HintSet(StrEnum):
@@ -47,6 +48,19 @@ HINTS: tuple[Hint, ...] = (
     Hint("payment-rent", ArgumentKind.QUICK_PAYMENT, "Rent's due, honestly."),
     Hint("payment-waiting", ArgumentKind.QUICK_PAYMENT, "I'd rather not wait around for buyers.", True),
 )
+
+
+def draw_lever(seed: int, levers: Sequence[ArgumentKind]) -> ArgumentKind:
+    """An episode's hidden lever among ``levers``: a function of its seed alone (a scripted reading seller and an
+    LLM seller told its lever in its prompt draw the same one)."""
+    return levers[derive_seed(seed, "lever") % len(levers)]
+
+
+def parse_levers(words: str) -> tuple[ArgumentKind, ...]:
+    """``"market_price,listing_fact"`` as argument kinds; every kind for ``""`` or ``"all"``."""
+    if words in ("", "all"):
+        return tuple(ArgumentKind)
+    return tuple(dict.fromkeys(ArgumentKind(word.strip()) for word in words.split(",")))
 
 
 def hint_texts(lever: ArgumentKind, hints: HintSet = HintSet.ALL) -> tuple[str, ...]:

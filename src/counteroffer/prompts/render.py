@@ -36,6 +36,7 @@ from pathlib import Path
 import jinja2
 
 from counteroffer.errors import ConfigError, InputNotFoundError
+from counteroffer.game.arguments import ArgumentKind
 from counteroffer.game.messages import Role, drop_thousands_separators, format_money
 from counteroffer.game.negotiation import RoleView
 from counteroffer.game.reward import PRICE_TOLERANCE
@@ -98,8 +99,9 @@ class PromptBuilder:
             return False
         return True
 
-    def _context(self, view: RoleView) -> dict[str, object]:
+    def _context(self, view: RoleView, lever: ArgumentKind | None = None) -> dict[str, object]:
         return {
+            "lever": lever.value if lever is not None else "",
             "title": view.title,
             "category": view.category,
             "description": _cap(view.description, self.settings.description_chars),
@@ -130,8 +132,10 @@ class PromptBuilder:
     def system_prompt(self, view: RoleView) -> str:
         return self.chat(view)[0]["content"]
 
-    def chat(self, view: RoleView) -> list[ChatMessage]:
-        context = self._context(view)
+    def chat(self, view: RoleView, lever: ArgumentKind | None = None) -> list[ChatMessage]:
+        """The chat at ``view``'s turn; ``lever``: a seller's hidden lever (:mod:`counteroffer.game.hints`), for
+        templates that tell a seller that reads what moves it (``{{ lever }}``: its kind, or empty)."""
+        context = self._context(view, lever)
         opening = self._as_at_turn_1(context, view)
         messages: list[ChatMessage] = [{"role": "system", "content": self._render(self._system, opening)}]
         if self.role is Role.BUYER:

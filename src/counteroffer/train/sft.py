@@ -30,6 +30,7 @@ from counteroffer.agents.base import Agent
 from counteroffer.agents.registry import make_agent
 from counteroffer.catalog.models import Scenario
 from counteroffer.errors import ConfigError
+from counteroffer.game.hints import hinted_lever
 from counteroffer.game.messages import ActionKind, Role
 from counteroffer.game.negotiation import GameConfig, Negotiation
 from counteroffer.game.records import EpisodeRecord, EpisodeStatus, Outcome
@@ -143,12 +144,15 @@ def make_demonstrations(config: TrainConfig) -> list[EpisodeRecord]:
 
 
 def demonstration_tokens(record: EpisodeRecord, prompts: PromptBuilder, chat_tokenizer: ChatTokenizer) -> EpisodeTokens:
-    """The episode as the model of ``prompts.role`` would have seen and written it, turn by turn."""
+    """The episode as the model of ``prompts.role`` would have seen and written it, turn by turn. A seller that
+    hinted at a lever (a reading seller: :mod:`counteroffer.game.hints`) sees it in its prompt, as an LLM seller
+    given ``levers`` does when it plays."""
     game = Negotiation(record.scenario, GameConfig(max_turns=record.max_turns))
+    lever = hinted_lever(record.messages) if prompts.role is Role.SELLER else None
     tokens = EpisodeTokens()
     for message in record.messages:
         if message.role is prompts.role:
-            tokens.observe(prompts.chat(game.view(prompts.role)), chat_tokenizer)
+            tokens.observe(prompts.chat(game.view(prompts.role), lever), chat_tokenizer)
             tokens.add_written(prompts.in_money_style(message.raw), chat_tokenizer)
         game.step(message.raw)
     return tokens

@@ -5,6 +5,9 @@ if it still fails, the turn falls back to the scripted linear seller of the same
 (``agent_reasked`` / ``agent_fallback`` events). A buyer's malformed message is not re-asked: it ends the episode
 with reward −1, as in the paper.
 
+A seller given ``levers`` reads the buyer: each episode its hidden lever is drawn from the seed (as the scripted
+reading sellers draw theirs) and shown in its prompt.
+
 With a ``talker`` (the spec's ``talk=plain``), the Talk of every well-formed message is replaced by the scripted
 ``talker``'s template for the same action, its Thought and action kept: the talk ablation, which shows how much of
 a model's result its words carry.
@@ -17,6 +20,8 @@ from collections.abc import Sequence
 from counteroffer.agents.base import Agent, AgentFailure, Message, Reply, TurnRequest, turn_seed
 from counteroffer.agents.scripted.base import ScriptedAgent
 from counteroffer.defaults import DEFAULT_PERSONA
+from counteroffer.game.arguments import ArgumentKind
+from counteroffer.game.hints import draw_lever
 from counteroffer.game.messages import FormatError, Role, format_message, parse_message
 from counteroffer.models.backend import Chat, ChatBackend, Completion, Sampling, split_reasoning
 from counteroffer.prompts.render import PromptBuilder
@@ -43,6 +48,7 @@ class LLMAgent(Agent):
         reasks: int = 2,
         fallback: Agent | None = None,
         talker: ScriptedAgent | None = None,
+        levers: Sequence[ArgumentKind] | None = None,
     ) -> None:
         super().__init__(spec, role)
         self.backend = backend
@@ -52,6 +58,9 @@ class LLMAgent(Agent):
         self.reasks = reasks if role is Role.SELLER else 0
         self.fallback = fallback
         self.talker = talker
+        if levers is not None and (role is not Role.SELLER or not levers):
+            raise ValueError("levers: a seller's hidden lever, drawn from at least one kind")
+        self.levers = tuple(levers) if levers is not None else None
 
     @property
     def joint_key(self) -> object | None:
@@ -68,7 +77,7 @@ class LLMAgent(Agent):
             if not isinstance(agent, LLMAgent) or agent.backend.joint_key is not self.backend.joint_key:
                 raise ValueError(f"{agent!r} does not share {self!r}'s backend")
             members.append((agent, requests))
-        chats = [agent.prompts.chat(request.view) for agent, requests in members for request in requests]
+        chats = [agent.chat(request) for agent, requests in members for request in requests]
         samplings = [agent.sampling for agent, requests in members for _ in requests]
         seeds = [turn_seed(request) for _, requests in members for request in requests]
         completions = self.backend.complete(chats, samplings, seeds)
@@ -115,6 +124,11 @@ class LLMAgent(Agent):
                     # ``reasks`` holds the attempts that were asked again; the last one was not (it was replaced)
                     replies[i] = Reply(text, previous.reasoning, previous.reasks, self.fallback.spec, previous.text)
         return replies
+
+    def chat(self, request: TurnRequest) -> Chat:
+        """The prompt of one turn, with the episode's lever for a seller that reads."""
+        lever = draw_lever(request.seed, self.levers) if self.levers is not None else None
+        return self.prompts.chat(request.view, lever)
 
     def _plain(
         self, requests: Sequence[TurnRequest], replies: list[Message | AgentFailure]

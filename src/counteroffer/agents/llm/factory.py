@@ -12,6 +12,9 @@ several servers, each request sent to the least busy one). Parameters (all optio
 - ``talk``: ``own`` (the default) or ``plain``: every well-formed message's Talk replaced by the scripted
   template for its action (the reader's words for a buyer, the linear seller's for a seller), offers and actions
   kept: the talk ablation;
+- seller only: ``levers`` (none): a seller that reads the buyer (:mod:`counteroffer.agents.scripted.reading`):
+  each episode its hidden lever is drawn from the seed among these kinds (comma-separated, or ``all``), as the
+  scripted reading sellers draw theirs, and passed to its prompt (``{{ lever }}`` in the templates);
 - seller only: ``reasks`` (2): how often a malformed message is asked again before the scripted fallback;
 - ``hf`` only: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (cpu, cuda, ...), ``max_batch`` (16);
 - ``openai`` only: ``key_env`` (OPENAI_API_KEY: the environment variable holding the key), ``concurrency`` (16
@@ -28,6 +31,7 @@ from counteroffer.agents.base import Agent, AgentSpecError
 from counteroffer.agents.llm.agent import DEFAULT_TEMPERATURE, LLMAgent
 from counteroffer.agents.scripted.base import ScriptedAgent
 from counteroffer.config_file import validation_problems
+from counteroffer.game.hints import parse_levers
 from counteroffer.game.messages import Role
 from counteroffer.models.backend import ChatBackend, Sampling
 from counteroffer.prompts.settings import PromptSettings, agent_defaults, rename_old_keys
@@ -39,6 +43,9 @@ class LLMSettings(PromptSettings):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(96, ge=1, description="tokens per turn (a well-formed message needs 40-80)")
     reasks: int = Field(2, ge=0, description="seller only: re-asks of a malformed message before the fallback")
+    levers: str | None = Field(
+        None, description="seller only: kinds its hidden lever is drawn from per episode (comma-separated, or all)"
+    )
     talk: Literal["own", "plain"] = Field(
         "own", description="plain: the Talk of each message replaced by the scripted template (the talk ablation)"
     )
@@ -126,6 +133,7 @@ def make_llm_agent(
             reasks=settings.reasks,
             fallback=fallback,
             talker=plain if settings.talk == "plain" else None,
+            levers=parse_levers(settings.levers) if settings.levers is not None else None,
         )
     except (FileNotFoundError, ValueError) as exc:
         backend.close()

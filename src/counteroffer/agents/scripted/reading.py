@@ -38,21 +38,13 @@ from counteroffer.agents.scripted.base import ceil_cents, seller_floor
 from counteroffer.agents.scripted.phrases import pick
 from counteroffer.agents.scripted.sellers import ScriptedSeller
 from counteroffer.game.arguments import Argument, ArgumentKind, shown_arguments
-from counteroffer.game.hints import HintSet, hint_texts
+from counteroffer.game.hints import HintSet, draw_lever, hint_texts
 from counteroffer.game.messages import Action, ActionKind
 from counteroffer.game.negotiation import RoleView
-from counteroffer.seeding import derive_seed
 
 HELD_MARGIN = 0.5  # share of the margin above its persona's floor a reading seller keeps until its lever is pulled
 LEVER_KEPT = 0.25  # share of the held floor's margin above cost that the lever leaves
 WASTE_KEPT = 0.5  # share of its concession a reading seller still makes per wasted argument
-
-
-def parse_levers(words: str) -> tuple[ArgumentKind, ...]:
-    """``"market_price,listing_fact"`` as argument kinds; every kind for ``""``."""
-    if not words:
-        return tuple(ArgumentKind)
-    return tuple(dict.fromkeys(ArgumentKind(word.strip()) for word in words.split(",")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +94,7 @@ class ReadingSeller(ScriptedSeller):
 
     def lever(self, seed: int) -> ArgumentKind:
         """The episode's hidden lever: a function of its seed alone."""
-        return self.levers[derive_seed(seed, "lever") % len(self.levers)]
+        return draw_lever(seed, self.levers)
 
     def target(self, view: RoleView, floor: float) -> float:
         return self.base.target(view, floor)
