@@ -14,8 +14,9 @@ checked arguments (:mod:`counteroffer.game.arguments`) in its Talk, for the sell
 Its arguments are true: a market price is the lowest public price, named ("The average price is $274.56."); a
 listing fact quotes the first of :func:`~counteroffer.game.arguments.listing_facts`; a payment promise is
 :data:`PROMISE`, made at the turn before the last (a promise is kept by a deal within one more turn), after which
-it takes the seller's price if it is within its budget. A market price or a listing fact is argued as soon as the
-buyer knows the kind (``random``: its first message; ``hint``: its first message after the hint).
+it takes the seller's price if it is within its budget. A market price or a listing fact is argued in the buyer's
+first message after the seller has spoken (``hint``: after the hint): ``random`` and ``hint`` differ only in the
+kind they choose.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class ArguingBuyer(ReaderBuyer):
         if self.policy is ArguePolicy.ALL:
             return [sentence for sentence in sentences.values() if sentence is not None]
         if self.policy is ArguePolicy.RANDOM:
+            if all(message.role is view.role for message in view.history):
+                return []  # it speaks when ``hint`` would, after the seller has: only its choice of kind is blind
             available = [kind for kind, sentence in sentences.items() if sentence is not None]
             kind: ArgumentKind | None = available[derive_seed(request.seed, "argument") % len(available)]
         else:
