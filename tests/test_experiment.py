@@ -261,8 +261,9 @@ def test_a_run_against_sellers_that_read_has_the_talk_rows(shared_data: Path, tm
     results.mkdir()
     best, talk_blind = best_scripted_buyers(experiment, Timings(results / TIMINGS_FILE, run))
     assert talk_blind is not None and not talk_blind.startswith("scripted:arguer")
-    buyers = Buyers.of(experiment.train, best, talk_blind)
+    buyers = Buyers.of(experiment.train, best, talk_blind, words=True)
     assert buyers.grpo_talk_ablated == buyers.grpo + "&talk=plain" and buyers.grpo_talk_ablated in buyers.trained
+    assert Buyers.of(experiment.train, best, talk_blind).grpo_talk_ablated is None  # sellers deaf to words
     run_suite(evaluation_suite(experiment.train, buyers.scripted, rollouts=1, limit=2))
 
     result = run_cli("experiment", config, "--summarize-only", "--rollouts", "1", "--limit", "2",

@@ -348,6 +348,9 @@ def test_a_rising_argument_lever_match_rate_is_persuasion_from_the_log() -> None
     for line in rising:
         line["game"]["argument_match_rate"] = 0.3 + rng.uniform(-0.05, 0.05)
     assert not analyse_entries(rising, FAST).test(Phase.PERSUASION).labelled
+    # A run whose sellers never hint logs the rate as None at every step: its persuasion is the markers'.
+    unhinted = [line | {"game": line["game"] | {"argument_match_rate": None}} for line in PLANTED]
+    assert analyse_entries(unhinted, FAST).test(Phase.PERSUASION).source == "sample transcripts"
 
 
 def test_private_thoughts_of_unparsable_messages_are_not_persuasion() -> None:

@@ -354,3 +354,20 @@ def test_a_bench_summary_counts_arguments_false_claims_and_matches(shared_data: 
     assert hinted["argument_rate"]["mean"] > 0.5
     assert everything["argument_rate"]["mean"] == 1 and everything["false_claim_rate"]["mean"] > 0  # broken promises
     assert everything["false_claim_rate"]["events"] <= everything["false_claim_rate"]["n"]
+
+
+def test_which_specs_read_words_is_told_without_loading_a_model() -> None:
+    from counteroffer.agents.registry import reads_talk
+
+    assert reads_talk("scripted:reading-linear?levers=market_price", Role.SELLER)
+    assert not reads_talk("scripted:linear", Role.SELLER)
+    assert reads_talk("hf:/no/such/model?levers=all", Role.SELLER)  # a path that does not exist: nothing loaded
+    assert not reads_talk("hf:/no/such/model", Role.SELLER)
+
+
+def test_the_levers_draw_does_not_depend_on_the_order_they_are_written() -> None:
+    from counteroffer.game.hints import draw_lever, parse_levers
+
+    forward, backward = parse_levers("market_price,listing_fact"), parse_levers("listing_fact, market_price")
+    assert forward == backward == (MARKET, FACT)
+    assert all(draw_lever(seed, forward) is draw_lever(seed, backward) for seed in range(50))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from counteroffer.evaluate.talk_swap import RESULT_FILE, Swap, TalkSwapConfig, run_talk_swap
+from counteroffer.evaluate.talk_swap import RESULT_FILE, Swap, TalkSwapConfig, run_talk_swap, talks
 
 
 def by_swap(result: dict) -> dict[str, dict]:
@@ -50,3 +50,25 @@ def test_an_llm_seller_is_measured_with_its_fallback_counted(shared_data: Path) 
     result = run_talk_swap(TalkSwapConfig(seller=spec, limit=3, data_root=str(shared_data)))
     assert result.games == 3 and result.fallback_rate is not None and 0.0 <= result.fallback_rate <= 1.0
     assert {row.swap for row in result.swaps if row.n} >= {Swap.NONE, Swap.FALSE}
+
+
+@pytest.mark.parametrize("current", [1.20, 0.90, 274.56])
+def test_the_false_claim_is_false_or_not_made(current: float) -> None:
+    """Cheap products: a cut of 30% of $1.20 would fall within the checker's $0.50 tolerance (a true claim), so the
+    cut is at least $1; where that leaves no positive price, no false claim is made."""
+    import msgspec
+    from conftest import make_scenario
+
+    from counteroffer.game import Negotiation
+    from counteroffer.game.arguments import find_arguments
+    from counteroffer.game.messages import Role
+
+    scenario = make_scenario()
+    product = msgspec.structs.replace(scenario.product, current_price=current)
+    game = Negotiation(msgspec.structs.replace(scenario, product=product))
+    claim = talks(Swap.FALSE, None, game)
+    if current <= 1.0:
+        assert claim is None
+    else:
+        found = find_arguments(claim, game.view(Role.BUYER).listing, 1)
+        assert found and all(argument.true is False for argument in found)

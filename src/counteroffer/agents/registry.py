@@ -137,6 +137,16 @@ def talk_blind(spec: str) -> bool:
     return family is not None and not family.argues
 
 
+def reads_talk(spec: str, role: Role) -> bool:
+    """Whether the agent a spec names reads the other side's words: a scripted agent that says so
+    (``reads_talk``: the reading sellers, the arguers), or an LLM seller told its lever (``levers=``). No model
+    is loaded."""
+    backend, name, params = _split_spec(spec)
+    if backend in LLM_BACKENDS:
+        return role is Role.SELLER and "levers" in params
+    return bool(getattr(make_agent(spec, role), "reads_talk", False))
+
+
 def oracle_rivals() -> list[str]:
     """The scripted buyers the oracle must never lose to: every family's default setting and its grid."""
     return [f"scripted:{name}" for name in SCRIPTED_BUYERS if name != "oracle"] + scripted_buyer_grid()

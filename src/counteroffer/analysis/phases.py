@@ -251,7 +251,7 @@ def _persuasion(transcripts: Sequence[ParsedTranscript]) -> tuple[float | None, 
     return (persuaded / len(transcripts) if transcripts else None), counts
 
 
-def step_signals(entry: TrainLogEntry | dict) -> StepSignals:
+def step_signals(entry: TrainLogEntry | dict, hinted: bool = False) -> StepSignals:
     """The signals of one ``"kind": "train"`` line of a train log."""
     entry = TrainLogEntry.of(entry)
     game = entry.game or {}
@@ -275,8 +275,9 @@ def step_signals(entry: TrainLogEntry | dict) -> StepSignals:
         deadlock = deadlock_rate([t.outcome for t in transcripts if t.outcome is not None])
     persuasion, markers = _persuasion(transcripts)
     persuasion_source = "markers" if persuasion is not None else None
-    if game.get("argument_match_rate") is not None:
-        persuasion, persuasion_source = game["argument_match_rate"], "argument_match"
+    if hinted:  # the whole log's signal: a step without a match rate has none, not the markers' rate
+        persuasion = game.get("argument_match_rate")
+        persuasion_source = "argument_match" if persuasion is not None else None
     return StepSignals(
         step=entry.step,
         first_offer_ratio=game.get("first_offer_ratio"),
@@ -379,10 +380,8 @@ def _not_testable(phase: Phase, steps: Sequence[StepSignals], have: int, setting
 
 def _source(phase: Phase, steps: Sequence[StepSignals]) -> str:
     if phase is Phase.PERSUASION:
-        sources = {s.persuasion_source for s in steps if s.persuasion_rate is not None}
-        if sources == {"argument_match"}:
-            return "log (argument-lever match rate)"
-        return "sample transcripts" if sources == {"markers"} else "log, and sample transcripts where a step lacks it"
+        hinted = any(s.persuasion_source == "argument_match" for s in steps)
+        return "log (argument-lever match rate)" if hinted else "sample transcripts"
     if phase is not Phase.DEADLOCK:
         return "log"
     sources = {s.mutual_interest_source for s in steps if s.mutual_interest_deadlock_rate is not None}
@@ -504,9 +503,11 @@ def find_train_log(run: Path) -> Path:
 
 
 def train_steps(entries: Sequence[TrainLogEntry | dict]) -> list[StepSignals]:
-    """The signals of every GRPO step in a train log's lines (the last line for a step wins), in step order."""
+    """The signals of every GRPO step in a train log's lines (the last line for a step wins), in step order. A log
+    with an argument-lever match rate (its sellers hint) is tested for persuasion on that rate alone."""
     by_step = {e.step: e for e in map(TrainLogEntry.of, entries) if e.kind == "train"}
-    return sorted((step_signals(entry) for entry in by_step.values()), key=lambda s: s.step)
+    hinted = any((e.game or {}).get("argument_match_rate") is not None for e in by_step.values())
+    return sorted((step_signals(entry, hinted) for entry in by_step.values()), key=lambda s: s.step)
 
 
 def analyse_entries(

@@ -47,6 +47,12 @@ SUITE_FILE = "suite.json"
 ORACLE_SPEC = "scripted:oracle"
 
 
+def _limit(table: int | None, suite: int | None) -> int | None:
+    """A table's product limit under the suite's (a smoke run's ``--limit`` caps a table's own limit too)."""
+    limits = [limit for limit in (table, suite) if limit is not None]
+    return min(limits) if limits else None
+
+
 class SuiteTable(BaseModel):
     """One table: every buyer against one seller, under each persona and on each catalogue named. With
     ``sellers`` instead, each row pools the buyer's episodes against every seller listed (each played in full,
@@ -147,7 +153,7 @@ def table_cells(config: SuiteConfig, table: SuiteTable) -> list[tuple[str, Cell]
             parts = {"persona": persona, "catalogue": catalog}
             condition = " / ".join(parts[part] for part in label.split(" / ")) if label else ""
             for seller in table.seller_specs:
-                cell = Cell(catalog, table.split or config.split, seller, persona, table.limit or config.limit)
+                cell = Cell(catalog, table.split or config.split, seller, persona, _limit(table.limit, config.limit))
                 cells.append((condition, cell))
     return cells
 

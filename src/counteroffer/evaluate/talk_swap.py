@@ -7,11 +7,14 @@ sampling seed for the seller, under four Talks (:class:`Swap`):
 
 - ``none``: the reader's template alone;
 - ``right``: a true argument of the lever the seller hinted at, then the template;
-- ``wrong``: a true argument of another kind, then the template;
-- ``false``: a market price 30% below the lowest public price (a claim the game finds false), then the template.
+- ``wrong``: a true market price or listing fact that is not the lever (a promise to pay is never the wrong
+  argument: it binds the buyer's next move);
+- ``false``: a market price 30% (at least $1) below the lowest public price, a claim the game finds false, then
+  the template.
 
 The seller's reply is recorded each time: its action and price, and its **concession**: how far its price fell
-from its first one, as a share of that price (a deal at the buyer's offer counts the offer). A seller that ignores
+from its first one, as a share of that price (a deal counts the buyer's offer, a rejection the seller's standing
+price: no concession; walking away has no price and is counted apart, ``quit_rate``). A seller that ignores
 words concedes the same under all four (a scripted seller that prices on offers alone, exactly); a seller that
 reads them concedes more to ``right`` than to ``none``, and less to ``false``. Each variant's difference from
 ``none`` is paired episode by episode, its interval resampling products (:mod:`counteroffer.evaluate.stats`).
@@ -51,7 +54,7 @@ from counteroffer.game.negotiation import DEFAULT_MAX_TURNS, GameConfig, Negotia
 from counteroffer.seeding import derive_seed
 
 RESULT_FILE = "talk_swap.json"
-FALSE_PRICE_SHARE = 0.7  # the false claim's price: this share of the lowest public price (far outside tolerance)
+FALSE_PRICE_CUT = 0.3  # the false claim's price: this share (and at least $1) below the lowest public price
 BUYER = "scripted:reader"
 
 
@@ -82,7 +85,7 @@ class SwapReply:
     product: str
     rollout: int
     swap: Swap
-    action: ActionKind | None  # None: the seller's message did not parse (the game ended it)
+    action: ActionKind | None  # None: the seller's agent failed (no message)
     price: float | None
     concession: float | None  # (first price − this price) / first price; None without a price
     fallback: bool
@@ -93,6 +96,7 @@ class SwapSummary(BaseModel):
     n: int
     concession: Estimate
     deal_rate: Estimate
+    quit_rate: Estimate
     # This variant's concession minus ``none``'s, episode by episode (None for ``none`` itself).
     versus_none: Estimate | None = None
 
@@ -100,6 +104,7 @@ class SwapSummary(BaseModel):
 class TalkSwapResult(BaseModel):
     config: TalkSwapConfig
     games: int  # games that reached the swap (the game still live and the reader offering again)
+    errored: int  # games whose seller's first turn failed (an agent failure): left out
     hinted: int  # of those, games whose seller hinted at a lever
     fallback_rate: float | None  # the share of the swapped turns the scripted fallback wrote
     swaps: list[SwapSummary]
@@ -115,9 +120,10 @@ def talks(swap: Swap, lever: ArgumentKind | None, game: Negotiation) -> str | No
         if not listing.prices:
             return None
         name, price = min(listing.prices, key=lambda named: named[1])
-        claim = f"The {name} price is {format_money(round(price * FALSE_PRICE_SHARE, 2))}."
-        assert all(argument.true is False for argument in find_arguments(claim, listing, 0))
-        return claim
+        cited = round(price - max(FALSE_PRICE_CUT * price, 1.0), 2)
+        claim = f"The {name} price is {format_money(cited)}."
+        checked = find_arguments(claim, listing, 0)
+        return claim if cited > 0 and checked and all(a.true is False for a in checked) else None
     if lever is None:
         return None
     if swap is Swap.RIGHT:
@@ -126,12 +132,13 @@ def talks(swap: Swap, lever: ArgumentKind | None, game: Negotiation) -> str | No
     return next((s for s in (argument_sentence(kind, listing) for kind in others) if s is not None), None)
 
 
-def _seller_price(action: Action | None, buyer_offer: float) -> float | None:
-    if action is None:
+def _seller_price(action: Action | None, buyer_offer: float, standing: float) -> float | None:
+    """The price a seller's reply stands at: a deal's is the buyer's offer, a rejection's its standing price."""
+    if action is None or action.kind is ActionKind.QUIT:
         return None
     if action.kind is ActionKind.DEAL:
         return buyer_offer
-    return action.price if action.kind is ActionKind.SELL else None
+    return action.price if action.kind is ActionKind.SELL else standing
 
 
 def run_talk_swap(config: TalkSwapConfig, out: Path | None = None) -> TalkSwapResult:
@@ -140,13 +147,14 @@ def run_talk_swap(config: TalkSwapConfig, out: Path | None = None) -> TalkSwapRe
     seller = make_agent(config.seller, Role.SELLER, config.persona)
     buyer = make_agent(BUYER, Role.BUYER)
     try:
-        replies, games, hinted = _play(config, scenarios, seller, buyer)
+        replies, games, hinted, errored = _play(config, scenarios, seller, buyer)
     finally:
         seller.close()
     swapped = [reply for reply in replies if reply.action is not None or reply.fallback]
     result = TalkSwapResult(
         config=config,
         games=games,
+        errored=errored,
         hinted=hinted,
         fallback_rate=sum(r.fallback for r in swapped) / len(swapped) if swapped else None,
         swaps=summarize_swaps(replies, config.seed),
@@ -170,7 +178,7 @@ class _Pending:
 
 def _play(
     config: TalkSwapConfig, scenarios: Sequence[Scenario], seller: Agent, buyer: Agent
-) -> tuple[list[SwapReply], int, int]:
+) -> tuple[list[SwapReply], int, int, int]:
     games: list[tuple[Scenario, int, Negotiation, int]] = []
     for scenario in scenarios:
         for rollout in range(config.rollouts):
@@ -185,9 +193,12 @@ def _play(
             if isinstance(message, (str, Reply)):
                 game.step(message.text if isinstance(message, Reply) else message)
     pending: list[_Pending] = []
-    reached = hinted = 0
+    reached = hinted = errored = 0
     for scenario, rollout, game, seed in games:
         if game.done:
+            continue
+        if game.next_role is not Role.BUYER:  # the seller's first turn failed: nothing to swap against
+            errored += 1
             continue
         view = game.view(Role.BUYER)
         (template,) = buyer.act([TurnRequest(view, seed)])
@@ -217,11 +228,11 @@ def _play(
         if isinstance(answer, (str, Reply)):
             record = item.game.step(answer.text if isinstance(answer, Reply) else answer)
             action = record.shown_action
-        price = _seller_price(action, item.offer)
+        price = _seller_price(action, item.offer, item.first_price)
         concession = (item.first_price - price) / item.first_price if price is not None else None
         kind = action.kind if action is not None else None
         replies.append(SwapReply(item.product, item.rollout, item.swap, kind, price, concession, fallback))
-    return replies, reached, hinted
+    return replies, reached, hinted, errored
 
 
 def summarize_swaps(replies: Sequence[SwapReply], seed: int = 0) -> list[SwapSummary]:
@@ -247,6 +258,9 @@ def summarize_swaps(replies: Sequence[SwapReply], seed: int = 0) -> list[SwapSum
                 concession=bootstrap_mean([c for _, c in priced], clusters=[k[0] for k, _ in priced], seed=seed),
                 deal_rate=rate_estimate(
                     [found[k].action is ActionKind.DEAL for k in keys], clusters=[k[0] for k in keys], seed=seed
+                ),
+                quit_rate=rate_estimate(
+                    [found[k].action is ActionKind.QUIT for k in keys], clusters=[k[0] for k in keys], seed=seed
                 ),
                 versus_none=versus,
             )

@@ -15,8 +15,8 @@ the summary (and optionally the HTML report). Every stage resumes: a re-run skip
    ``evaluate_unseen`` (a Boulware seller, the unyielding persona, CraigslistBargain) and ``evaluate_base`` (the
    untrained model); the last two at ``later_rollouts``. Each resumes the suite: finished episodes are kept. The
    config's ``evaluation.held_out_tables`` replace the unseen opponents (e.g. held-out hint wordings and levers).
-   Against sellers that read words (``reads_talk``), the rows also hold the best talk-blind buyer, the oracle and
-   the GRPO buyer with its Talk replaced by the scripted template (``talk=plain``: the talk ablation).
+   Against sellers that read words (``reads_talk``), the rows also hold the best talk-blind buyer and the GRPO
+   buyer with its Talk replaced by the scripted template (``talk=plain``: the talk ablation).
 5. The summary, written into the results folder (see :func:`summarize`).
 
 The wall time of every stage, summed over the run's resumptions, goes to ``RESULTS/timings.json``.
@@ -25,6 +25,7 @@ The wall time of every stage, summed over the run's resumptions, goes to ``RESUL
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from counteroffer.agents.registry import reads_talk
 from counteroffer.analysis.paired import PAIRED_FILE
 from counteroffer.analysis.phases import PhaseBand, StepSignals, analyse_entries
 from counteroffer.analysis.tables import TABLES_MARKDOWN, suite_records, suite_tables, write_tables
@@ -54,6 +56,7 @@ from counteroffer.train.config import TrainConfig
 from counteroffer.train.log_records import LOG_FILE, TrainLogEntry, read_train_log
 
 TIMINGS_FILE = "timings.json"
+_TABLE_NAME = re.compile(r"[^A-Za-z0-9_-]+")  # a seller spec's name as a file-safe table name
 SUMMARY_FILE = "summary.json"
 SUMMARY_MARKDOWN = "summary.md"
 PHASES_FILE = "phases.json"
@@ -124,7 +127,7 @@ def training_tables(config: TrainConfig) -> list[SuiteTable]:
     strategy (``scripted:reading-linear?levers=...`` → ``reading-linear``)."""
     training = [choice.spec for choice in config.grpo.sellers if choice.persona == "neutral"]
     tables = [SuiteTable(name="mixture", title="The training mixture (pooled)", sellers=training)]
-    names = [spec.split(":")[-1].partition("?")[0] for spec in training]
+    names = [_TABLE_NAME.sub("-", spec.partition("?")[0].split(":", 1)[-1]).strip("-") for spec in training]
     return tables + [
         SuiteTable(
             name=name if names.count(name) == 1 else f"{name}-{index}", title=f"Training seller {spec}", seller=spec
@@ -139,11 +142,9 @@ def held_out_tables(config: TrainConfig) -> list[SuiteTable]:
 
 
 def sellers_read_talk(config: TrainConfig) -> bool:
-    """Whether any seller GRPO trains against reads the buyer's words (``reads_talk``): then the experiment also
-    plays the best talk-blind buyer, the oracle and the talk ablation of the GRPO buyer."""
-    from counteroffer.agents import make_agent
-
-    return any(getattr(make_agent(c.spec, Role.SELLER), "reads_talk", False) for c in config.grpo.sellers)
+    """Whether any seller GRPO trains against reads the buyer's words: then the experiment also plays the best
+    talk-blind buyer and the talk ablation of the GRPO buyer."""
+    return any(reads_talk(choice.spec, Role.SELLER) for choice in config.grpo.sellers)
 
 
 def evaluation_suite(config: TrainConfig, buyers: list[str], rollouts: int, limit: int | None = None) -> SuiteConfig:
@@ -192,23 +193,28 @@ class Buyers:
     grpo_talk_ablated: str | None = None
 
     @classmethod
-    def of(cls, config: TrainConfig, best_scripted: str, best_talk_blind: str | None = None) -> Buyers:
+    def of(
+        cls, config: TrainConfig, best_scripted: str, best_talk_blind: str | None = None, words: bool = False
+    ) -> Buyers:
+        """The buyers; with ``words`` (the sellers read them), the talk ablation and the talk-blind bound too."""
         teachers = [spec for spec in config.sft.demo_buyers if spec != best_scripted]
         trained = {
             stage: llm_spec(str(config.out / stage / "final"), config, with_prompts=False) for stage in TRAINED_STAGES
         }
         base = llm_spec(config.model, config, with_prompts=True)
-        bounds = [best_talk_blind, "scripted:oracle"] if best_talk_blind is not None else []
+        # The oracle is played by the suite itself, against every scripted seller.
+        bounds = [best_talk_blind] if words and best_talk_blind is not None else []
         kinds = {"scripted:anchor": "anchor", best_scripted: "best_scripted", "scripted:oracle": "oracle"}
         kinds.update({spec: "teacher" for spec in teachers})
-        if best_talk_blind is not None:
+        if bounds:
             kinds[best_talk_blind] = "best_talk_blind" if best_talk_blind != best_scripted else "best_scripted"
         kinds.update({spec: stage for stage, spec in trained.items()} | {base: "base"})
-        ablated = trained["grpo"] + "&talk=plain" if best_talk_blind is not None else None
+        ablated = trained["grpo"] + "&talk=plain" if words else None
         if ablated is not None:
             kinds[ablated] = "grpo_talk_ablated"
         scripted = list(dict.fromkeys(["scripted:anchor", best_scripted, *bounds, *teachers]))
-        return cls(best_scripted, scripted, trained["sft"], trained["grpo"], base, kinds, best_talk_blind, ablated)
+        talk_blind = best_talk_blind if bounds else None
+        return cls(best_scripted, scripted, trained["sft"], trained["grpo"], base, kinds, talk_blind, ablated)
 
     @property
     def trained(self) -> list[str]:
@@ -225,7 +231,9 @@ class Buyers:
         sellers that read, also the best talk-blind buyer and GRPO itself (what its talk ablation loses)."""
         references = {"best_scripted": self.best_scripted, "sft": self.sft}
         if self.best_talk_blind is not None:
-            references |= {"best_talk_blind": self.best_talk_blind, "grpo": self.grpo}
+            references["best_talk_blind"] = self.best_talk_blind
+        if self.grpo_talk_ablated is not None:
+            references["grpo"] = self.grpo
         return references
 
 
@@ -374,7 +382,7 @@ def run_experiment(experiment: ExperimentConfig, log: Log = _silent) -> dict[str
     experiment.results.mkdir(parents=True, exist_ok=True)
     timings = Timings(experiment.results / TIMINGS_FILE, experiment.train.out, log)
     best, best_talk_blind = best_scripted_buyers(experiment, timings, log)
-    buyers = Buyers.of(experiment.train, best, best_talk_blind if sellers_read_talk(experiment.train) else None)
+    buyers = Buyers.of(experiment.train, best, best_talk_blind, words=sellers_read_talk(experiment.train))
     if not experiment.summarize_only:
         train_and_evaluate(experiment, buyers, timings)
     return summarize(experiment, buyers, timings)

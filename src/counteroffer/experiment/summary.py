@@ -149,12 +149,12 @@ def claims_paired(paired: Mapping[str, list[dict[str, Any]]], kinds: Mapping[str
     """The claims' paired differences, on every table: ``{buyer, versus, opponent, difference, ci, better,
     worse, n, products}`` (``difference``: the buyer's reward minus the reference's, episode by episode on the same
     products, sellers and seeds; ``ci``: its 95% interval, resampling products). ``kinds``: each buyer spec's
-    kind; a claim whose reference was not compared is left out."""
+    kind; a claim with no paired episode yet (a run cut short) is left out."""
     specs = {kind: spec for spec, kind in kinds.items()}
     rows = []
     for kind, reference in CLAIMS:
         for found in paired.get(reference, []):
-            if found["buyer"] == specs.get(kind):
+            if found["buyer"] == specs.get(kind) and found["difference"]["n"]:
                 difference = found["difference"]
                 rows.append(
                     {

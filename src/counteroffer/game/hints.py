@@ -57,10 +57,12 @@ def draw_lever(seed: int, levers: Sequence[ArgumentKind]) -> ArgumentKind:
 
 
 def parse_levers(words: str) -> tuple[ArgumentKind, ...]:
-    """``"market_price,listing_fact"`` as argument kinds; every kind for ``""`` or ``"all"``."""
+    """``"market_price,listing_fact"`` as argument kinds, in :class:`ArgumentKind`'s order whatever the order
+    written (the lever drawn from a seed must not depend on it); every kind for ``""`` or ``"all"``."""
     if words in ("", "all"):
         return tuple(ArgumentKind)
-    return tuple(dict.fromkeys(ArgumentKind(word.strip()) for word in words.split(",")))
+    named = {ArgumentKind(word.strip()) for word in words.split(",")}
+    return tuple(kind for kind in ArgumentKind if kind in named)
 
 
 def hint_texts(lever: ArgumentKind, hints: HintSet = HintSet.ALL) -> tuple[str, ...]:

@@ -80,7 +80,9 @@ class OracleBuyer(ScriptedAgent):
         """The best candidate for this request's scenario, searched on first use."""
         if request.scenario is None:
             raise RuntimeError("the oracle buyer needs the full scenario in its turn requests")
-        key = (request.scenario.scenario_id, request.view.max_turns)
+        # A seller that reads words draws its lever from the episode's seed: each seed gets its own plan.
+        seed = request.seed if self._seller is not None and self._seller.reads_talk else None
+        key = (request.scenario.scenario_id, request.view.max_turns, seed)
         if key not in self._plans:
             self._plans[key] = self.best_plan(request.scenario, request.view.max_turns, request.seed)
         return self._plans[key]
