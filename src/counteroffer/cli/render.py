@@ -175,11 +175,12 @@ def talk_swap_table(result: TalkSwapResult) -> Table:
         f"fallback {format_cell(result.fallback_rate, percent=True)}"
     )
     table = Table(title=title, title_justify="left", caption=INTERVAL_CAPTION)
-    for name in ("buyer's Talk", "n", "concession", "deal", "minus none (paired)"):
+    for name in ("buyer's Talk", "n", "concession", "deal", "walk away", "minus none (paired)"):
         table.add_column(name, justify="left" if name == "buyer's Talk" else "right")
     for swap in result.swaps:
         versus = swap.versus_none.format() if swap.versus_none is not None else "–"
-        table.add_row(swap.swap.value, str(swap.n), swap.concession.format(), swap.deal_rate.format(1, True), versus)
+        deal, quit = swap.deal_rate.format(1, True), swap.quit_rate.format(1, True)
+        table.add_row(swap.swap.value, str(swap.n), swap.concession.format(), deal, quit, versus)
     return table
 
 
