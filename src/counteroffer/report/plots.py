@@ -88,7 +88,7 @@ def grpo_curves(
             axes.plot(*zip(*evaluated, strict=True), marker="s", color="#dc2626", label="held-out")
         if key == "reward":
             for seller in sorted({name for e in train.values() for name in e.game_by_seller}):
-                by_seller = [(s, e.game_by_seller[seller].get("reward")) for s, e in train.items()]
+                by_seller = [(s, e.game_by_seller.get(seller, {}).get("reward")) for s, e in train.items()]
                 points = sorted((s, v) for s, v in by_seller if v is not None)
                 if points:
                     axes.plot(*zip(*points, strict=True), linestyle=":", alpha=0.7, label=seller)
