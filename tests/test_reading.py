@@ -80,7 +80,7 @@ def test_reading_seller_parameters_take_effect() -> None:
     seller = make_agent(
         "scripted:reading-boulware?exponent=0.5&levers=listing_fact,market_price&hints=test", Role.SELLER
     )
-    assert seller.base.exponent == 0.5 and seller.levers == (FACT, MARKET)
+    assert seller.base.exponent == 0.5 and seller.levers == (MARKET, FACT)  # canonical order, as written or not
     assert all(len(texts) == 1 for texts in seller.hints.values())
     assert isinstance(make_agent("scripted:arguer?policy=random&opening=0.2", Role.BUYER), ArguingBuyer)
 
