@@ -39,7 +39,7 @@ from counteroffer.catalog.models import Scenario
 from counteroffer.catalog.recipes import CatalogName, load_scenarios
 from counteroffer.evaluate.stats import Estimate, bootstrap_mean, rate_estimate
 from counteroffer.files import write_text_atomic
-from counteroffer.game.arguments import ArgumentKind, find_arguments
+from counteroffer.game.arguments import ArgumentKind, Listing, find_arguments
 from counteroffer.game.hints import hinted_lever
 from counteroffer.game.messages import (
     Action,
@@ -110,10 +110,9 @@ class TalkSwapResult(BaseModel):
     swaps: list[SwapSummary]
 
 
-def talks(swap: Swap, lever: ArgumentKind | None, game: Negotiation) -> str | None:
+def talks(swap: Swap, lever: ArgumentKind | None, listing: Listing) -> str | None:
     """The argument ``swap`` puts before the template, ``""`` for none, or None where it cannot be made (no
     hinted lever, no true argument of another kind, no public price)."""
-    listing = game.view(Role.BUYER).listing
     if swap is Swap.NONE:
         return ""
     if swap is Swap.FALSE:
@@ -210,7 +209,7 @@ def _play(
         lever = hinted_lever(game.messages)
         hinted += lever is not None
         for swap in Swap:
-            argument = talks(swap, lever, game)
+            argument = talks(swap, lever, view.listing)
             if argument is None:
                 continue
             variant = copy.deepcopy(game)
@@ -243,7 +242,7 @@ def summarize_swaps(replies: Sequence[SwapReply], seed: int = 0) -> list[SwapSum
     summaries = []
     for swap, found in by_swap.items():
         priced = [(key, r.concession) for key, r in found.items() if r.concession is not None]
-        keys = list(found)
+        keys, products = list(found), [product for product, _ in found]
         versus = None
         if swap is not Swap.NONE:
             none = by_swap[Swap.NONE]
@@ -257,10 +256,10 @@ def summarize_swaps(replies: Sequence[SwapReply], seed: int = 0) -> list[SwapSum
                 n=len(found),
                 concession=bootstrap_mean([c for _, c in priced], clusters=[k[0] for k, _ in priced], seed=seed),
                 deal_rate=rate_estimate(
-                    [found[k].action is ActionKind.DEAL for k in keys], clusters=[k[0] for k in keys], seed=seed
+                    [found[k].action is ActionKind.DEAL for k in keys], clusters=products, seed=seed
                 ),
                 quit_rate=rate_estimate(
-                    [found[k].action is ActionKind.QUIT for k in keys], clusters=[k[0] for k in keys], seed=seed
+                    [found[k].action is ActionKind.QUIT for k in keys], clusters=products, seed=seed
                 ),
                 versus_none=versus,
             )
